@@ -1,0 +1,153 @@
+"""Reading CIFAR-10 / CIFAR-100 from the official "python version" pickles.
+
+The files are read with a restricted unpickler: only plain containers, bytes,
+numbers, strings and the three numpy names an ndarray pickle needs are allowed,
+so a tampered file cannot run code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CifarLayout:
+    folder: str
+    train_files: tuple[str, ...]
+    test_files: tuple[str, ...]
+    meta_file: str
+    label_key: str
+    names_key: str
+    num_classes: int
+
+
+LAYOUTS = {
+    "cifar10": CifarLayout(
+        folder="cifar-10-batches-py",
+        train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
+        test_files=("test_batch",),
+        meta_file="batches.meta",
+        label_key="labels",
+        names_key="label_names",
+        num_classes=10,
+    ),
+    "cifar100": CifarLayout(
+        folder="cifar-100-python",
+        train_files=("train",),
+        test_files=("test",),
+        meta_file="meta",
+        label_key="fine_labels",
+        names_key="fine_label_names",
+        num_classes=100,
+    ),
+}
+
+
+def default_data_root() -> Path:
+    """`$LTREPRO_DATA` if set, else `./data`."""
+    return Path(os.environ.get("LTREPRO_DATA", "data"))
+
+
+def _numpy_reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves no global except what an ndarray pickle needs."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name}: CIFAR files hold only "
+                "containers, bytes, numbers, strings and uint8 arrays")
+        if name == "_reconstruct":
+            return _numpy_reconstruct()
+        return getattr(np, name)
+
+
+def safe_load_pickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        obj = RestrictedUnpickler(f, encoding="latin1").load()
+    if not isinstance(obj, dict):
+        raise pickle.UnpicklingError(f"{path}: expected a dict, got {type(obj).__name__}")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+class CifarNotFoundError(FileNotFoundError):
+    pass
+
+
+def _missing_message(name: str, folder: Path, files: list[str], reason: str) -> str:
+    layout = LAYOUTS[name]
+    expected = ", ".join((*layout.train_files, *layout.test_files, layout.meta_file))
+    return (
+        f"{name}: {reason} in {folder}.\n"
+        f"  Expected the official python-version files: {expected}\n"
+        f"  Missing or unreadable: {', '.join(files)}\n"
+        f"  Fix: point LTREPRO_DATA (or --data) at the folder that contains '{layout.folder}/', "
+        f"or pass download=True on a machine with network (torchvision fetches the archive), "
+        f"or write synthetic stand-ins with "
+        f"`python -m common.data.synthetic --dataset {name} --out DIR`.")
+
+
+def _download(name: str, root: Path) -> None:
+    import torchvision
+
+    cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
+    for train in (True, False):
+        cls(root=str(root), train=train, download=True)
+
+
+def load_cifar(name: str, root=None, train: bool = True, download: bool = False):
+    """Load CIFAR as ``(images uint8 N x 32 x 32 x 3, labels int64 N, class names)``.
+
+    ``root`` is the folder that holds ``cifar-10-batches-py/`` or ``cifar-100-python/``
+    (default: :func:`default_data_root`).
+    """
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(LAYOUTS)}")
+    layout = LAYOUTS[name]
+    root = Path(root) if root is not None else default_data_root()
+    folder = root / layout.folder
+    files = [*(layout.train_files if train else layout.test_files), layout.meta_file]
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing and download:
+        _download(name, root)
+        missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        raise CifarNotFoundError(_missing_message(name, folder, missing, "files not found"))
+
+    try:
+        meta = safe_load_pickle(folder / layout.meta_file)
+        classes = [str(c) for c in meta[layout.names_key]]
+        images, labels = [], []
+        for fname in files[:-1]:
+            batch = safe_load_pickle(folder / fname)
+            data = np.asarray(batch["data"])
+            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+                raise ValueError(f"{fname}: 'data' must be uint8 N x 3072, got {data.dtype} {data.shape}")
+            images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels.append(np.asarray(batch[layout.label_key], dtype=np.int64))
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
+        raise CifarNotFoundError(_missing_message(name, folder, files, f"damaged file ({err})")) from err
+
+    images = np.ascontiguousarray(np.concatenate(images))
+    labels = np.concatenate(labels)
+    if len(images) != len(labels) or labels.min() < 0 or labels.max() >= layout.num_classes:
+        raise CifarNotFoundError(_missing_message(name, folder, files, "inconsistent labels"))
+    return images, labels, classes

@@ -1,0 +1,308 @@
+"""One training loop for every study.
+
+``fit`` trains with SGD or Adam under a per-epoch learning-rate schedule (linear warm-up,
+then step / multi-step / cosine / constant), bf16 autocast and channels_last on CUDA, a tqdm
+bar, a JSON-lines log, a checkpoint every epoch (``last.pt``, resumed automatically) and
+optionally the best-on-validation one (``best.pt``). A study changes what one step computes
+by passing ``step`` (e.g. several augmented views and experts); a classifier-only second
+stage is ``classifier_only=True``; deferred re-weighting rides on ``loss.set_epoch``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data.augment import mixup, mixup_loss
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 128
+    optimizer: str = "sgd"            # sgd | adam
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 2e-4
+    schedule: str = "multistep"       # multistep | step | cosine | constant
+    milestones: list = field(default_factory=lambda: [160, 180])
+    gamma: float = 0.1
+    step_size: int = 30
+    warmup_epochs: int = 0
+    mixup_alpha: float = 0.0
+    amp: bool = True                  # bf16 autocast, CUDA only
+    channels_last: bool = True        # CUDA only
+    seed: int = 0
+    deterministic: bool = False
+    select_best: bool = False         # keep best.pt by validation accuracy and evaluate it
+    eval_every: int = 1
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def lr_factor(epoch: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base learning rate during ``epoch`` (0-based)."""
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / cfg.warmup_epochs
+    if cfg.schedule == "multistep":
+        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.schedule == "step":
+        return cfg.gamma ** (epoch // cfg.step_size)
+    if cfg.schedule == "cosine":
+        span = max(1, cfg.epochs - cfg.warmup_epochs)
+        return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
+    if cfg.schedule == "constant":
+        return 1.0
+    raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected sgd or adam")
+
+
+def autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=enabled and device.type == "cuda")
+
+
+def make_step(loss_fn: nn.Module, augment: Callable, mixup_alpha: float = 0.0) -> Callable:
+    """The plain step: augment the batch, optional mixup, forward, loss."""
+
+    def step(model, images, labels, indices, epoch):
+        x = augment(images)
+        if mixup_alpha > 0:
+            x, y_a, y_b, lam = mixup(x, labels, mixup_alpha)
+            return mixup_loss(loss_fn, model(_memory_format(x, model)), y_a, y_b, lam)
+        return loss_fn(model(_memory_format(x, model)), labels)
+
+    return step
+
+
+def _memory_format(x, model):
+    return x.contiguous(memory_format=torch.channels_last) if getattr(model, "_channels_last", False) else x
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, transform: Callable, batch_size: int = 500,
+            amp: bool = True, forward: Callable | None = None) -> np.ndarray:
+    """Softmax probabilities ``N x C`` for uint8 ``images`` (on the model's device)."""
+    model.eval()
+    device = images.device
+    forward = forward or (lambda m, x: F.softmax(m(x).float(), dim=1))
+    out = []
+    for start in range(0, len(images), batch_size):
+        with autocast(device, amp):
+            out.append(forward(model, _memory_format(transform(images[start:start + batch_size]), model)).float())
+    return torch.cat(out).cpu().numpy()
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state():
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _set_train_mode(model: nn.Module, classifier_only: bool) -> None:
+    if classifier_only:  # frozen backbone keeps its BatchNorm statistics
+        model.eval()
+        model.classifier.train()
+    else:
+        model.train()
+
+
+def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
+        validate: Callable | None = None, classifier_only: bool = False,
+        epoch_hooks: tuple = (), progress: bool = True, log_name: str = "log.jsonl") -> list[dict]:
+    """Train ``model`` for ``cfg.epochs`` epochs, resuming from ``out_dir/last.pt`` if present.
+
+    ``step(model, images, labels, indices, epoch) -> loss``; ``validate(model) -> dict`` with
+    at least ``accuracy``; ``epoch_hooks`` are called with the epoch number before it starts
+    (``loss.set_epoch`` style). Returns the per-epoch log. With ``cfg.select_best`` the model
+    ends holding the best validation checkpoint.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = next(model.parameters()).device
+    if cfg.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        model._channels_last = True
+    if classifier_only:
+        from .models import freeze_backbone
+        freeze_backbone(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(params, cfg)
+    last, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    start, best_acc, history = 0, -1.0, []
+    if last.exists():
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, best_acc, history = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["history"]
+        _set_rng_state(ckpt["rng"])
+        if start < cfg.epochs:
+            print(f"resuming {out_dir} from epoch {start}/{cfg.epochs}")
+
+    for epoch in range(start, cfg.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(epoch, cfg)
+        for hook in epoch_hooks:
+            hook(epoch)
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        _set_train_mode(model, classifier_only)
+        t0, seen = time.time(), 0
+        total = torch.zeros((), device=device)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
+        for batch, (images, labels, indices) in enumerate(bar):
+            with autocast(device, cfg.amp):
+                loss = step(model, images, labels, indices, epoch)
+            # a host sync per step is cheap on CPU; on CUDA look every 25 steps
+            if (device.type != "cuda" or batch % 25 == 0) and not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, batch {batch + 1} "
+                    f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate or check the "
+                    f"loss inputs. Last good checkpoint: {last if last.exists() else 'none'}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach().float() * len(labels)
+            seen += len(labels)
+            if batch % 25 == 0:
+                bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+        total = total.item()
+        if not math.isfinite(total):
+            raise NonFiniteLossError(f"mean loss of epoch {epoch + 1} is {total}; lower the learning rate "
+                                     f"or check the loss inputs. Last good checkpoint: {last}")
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(seen, 1),
+               "images_per_s": seen / max(time.time() - t0, 1e-9)}
+        is_last = epoch + 1 == cfg.epochs
+        if validate is not None and ((epoch + 1) % cfg.eval_every == 0 or is_last):
+            row.update({f"val_{k}": v for k, v in validate(model).items() if isinstance(v, (int, float))})
+            if cfg.select_best and row["val_accuracy"] > best_acc:
+                best_acc = row["val_accuracy"]
+                _save_atomic({"model": model.state_dict(), "epoch": epoch}, best_path)
+        history.append(row)
+        with open(out_dir / log_name, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if progress:
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                      "best_acc": best_acc, "history": history, "rng": _rng_state()}, last)
+
+    if cfg.select_best and best_path.exists():
+        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True)["model"])
+    return history
+
+
+def _git_commit() -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10)
+        return done.stdout.strip() if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    import sklearn
+    import timm
+    import torchvision
+
+    device = default_device()
+    return {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "timm": timm.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
+        "git_commit": _git_commit(),
+    }
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_record(out_dir, config: dict, metrics: dict, started: str, **extra) -> Path:
+    """``record.json``: everything a report needs to place and label this run."""
+    record = {"config": config, "started": started, "finished": now(), "environment": environment(),
+              "metrics": metrics, **extra}
+    path = Path(out_dir) / "record.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=_jsonable))
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(obj):
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "__dataclass_fields__"):
+        return asdict(obj)
+    return str(obj)
+
+
+def read_records(root) -> list[dict]:
+    """Every ``record.json`` under ``root`` (finished runs only), with its folder."""
+    records = []
+    for path in sorted(Path(root).rglob("record.json")):
+        rec = json.loads(path.read_text())
+        rec["run_dir"] = str(path.parent)
+        records.append(rec)
+    return records

@@ -1,0 +1,55 @@
+"""Softmax cross-entropy and its logit-offset relatives: CE, weighted CE, Balanced Softmax, LA."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import ClassCountLoss
+from .weights import class_weights
+
+
+class CrossEntropy(ClassCountLoss):
+    """Softmax CE. With a class ``weight``, PyTorch's weighted mean
+    ``sum_i w_{y_i} l_i / sum_i w_{y_i}`` (``nn.CrossEntropyLoss(weight=w)``), as used by seed
+    000's modified CE and by LDAM-DRW's re-weighting."""
+
+    def offset(self):
+        return None
+
+    def forward(self, logits, targets):
+        offset = self.offset()
+        return F.cross_entropy(logits if offset is None else logits + offset, targets, weight=self.weight)
+
+
+class WeightedCrossEntropy(CrossEntropy):
+    """CE with inverse-frequency class weights 1 / n_c normalised to sum to C
+    (seed 000's "modified CE"; the thesis's weighted softmax, Table 3.4)."""
+
+    def __init__(self, class_counts, weight=None):
+        super().__init__(class_counts, class_weights(class_counts, "ins") if weight is None else weight)
+
+
+class BalancedSoftmax(CrossEntropy):
+    """Balanced Softmax (Ren et al. 2020): CE on ``logits + log n_j``
+    (official ``balanced_softmax_loss`` adds ``log(sample_per_class)``)."""
+
+    def offset(self):
+        return self.counts.log()
+
+
+class LogitAdjusted(CrossEntropy):
+    """Logit-adjusted CE (Menon et al. 2021): CE on ``logits + tau * log(pi_train / pi_test)``.
+
+    ``tau`` defaults to 1.0, the paper's choice; ``test_counts=None`` means a uniform test
+    prior, for which the offset is ``tau * log(pi_train)`` up to a constant."""
+
+    def __init__(self, class_counts, tau: float = 1.0, test_counts=None, weight=None):
+        super().__init__(class_counts, weight)
+        self.tau = tau
+        self.register_buffer("test_log_prior", None if test_counts is None else
+                             F.normalize(torch.as_tensor(test_counts, dtype=torch.float32), p=1, dim=0).log())
+
+    def offset(self):
+        adjust = self.log_prior if self.test_log_prior is None else self.log_prior - self.test_log_prior
+        return self.tau * adjust
+

@@ -1,0 +1,25 @@
+"""LDAM loss (Cao et al. 2019)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import ClassCountLoss
+
+
+class LDAMLoss(ClassCountLoss):
+    """CE on ``s * (z - Delta_y e_y)`` with margins ``Delta_j ∝ n_j ** -1/4`` scaled so the
+    largest is ``max_m``. Defaults max_m 0.5, s 30 as LDAM-DRW's official ``LDAMLoss``; with a
+    class weight (DRW) PyTorch's weighted mean, as there. LDAM-DRW pairs it with a
+    ``NormedLinear`` classifier (``build_model('resnet32', normed_classifier=True)``).
+    """
+
+    def __init__(self, class_counts, max_m: float = 0.5, s: float = 30.0, weight=None):
+        super().__init__(class_counts, weight)
+        margins = self.counts.pow(-0.25)
+        self.register_buffer("margins", margins * (max_m / margins.max()))
+        self.max_m, self.s = max_m, s
+
+    def forward(self, logits, targets):
+        shifted = logits.float() - F.one_hot(targets, logits.shape[1]) * self.margins[targets][:, None]
+        return F.cross_entropy(self.s * shifted, targets, weight=self.weight)

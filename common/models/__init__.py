@@ -1,0 +1,60 @@
+"""Model registry: ``build_model(name, num_classes, pretrained=False, weights=None)``.
+
+Every model has ``forward_features(x)`` and a ``classifier`` module with
+``model(x) == model.classifier(model.forward_features(x))``.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch.nn as nn
+
+from .library import (TIMM, TORCHVISION, BackboneClassifier, PretrainedWeightsUnavailable,
+                      _load_file, build_timm, build_torchvision, pretrained_source)
+from .resnet_cifar import BasicBlock, CifarResNet, NormedLinear, make_stage, resnet32
+
+MODELS = {}
+
+
+def register_model(name):
+    def wrap(fn):
+        MODELS[name] = fn
+        return fn
+    return wrap
+
+
+@register_model("resnet32")
+def _resnet32(num_classes, pretrained=False, weights=None, normed_classifier=False):
+    if pretrained:
+        raise ValueError("resnet32 has no pretrained weights; it is trained from scratch on CIFAR")
+    model = resnet32(num_classes, normed_classifier=normed_classifier)
+    if weights is not None:
+        model.load_state_dict(_load_file(weights))
+    return model
+
+
+for _name in TORCHVISION:
+    MODELS[_name] = partial(build_torchvision, _name)
+for _name in TIMM:
+    MODELS[_name] = partial(build_timm, _name)
+
+
+def build_model(name: str, num_classes: int, pretrained: bool = False, weights=None, **kwargs) -> nn.Module:
+    """Build a registered model with a fresh ``num_classes``-way classifier.
+
+    ``weights=PATH`` loads a local file (``torch.load(weights_only=True)``): for library
+    models the ImageNet checkpoint of the full original model, for ``resnet32`` our own.
+    ``pretrained=True`` uses the library's download and cache; offline it raises
+    :class:`PretrainedWeightsUnavailable` naming the file and the cache path.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+    return MODELS[name](num_classes, pretrained=pretrained, weights=weights, **kwargs)
+
+
+def freeze_backbone(model: nn.Module) -> None:
+    """Train only ``model.classifier`` (decoupled classifier re-training)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in model.classifier.parameters():
+        p.requires_grad_(True)
