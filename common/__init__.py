@@ -1,0 +1,12 @@
+"""ltrepro's shared package: data, models, losses, metrics, training engine, reporting."""
+from .data import (BatchLoader, CifarNotFoundError, artificial_balance, balanced_bagging, build_augment,
+                   class_balanced_sample_weights, class_counts, class_groups, default_data_root, load_cifar,
+                   longtail_counts, longtail_indices, mixup, select_classes, thesis_split, to_tensor_images)
+from .engine import (NonFiniteLossError, TrainConfig, fit, make_step, predict, read_records, seed_everything,
+                     write_record)
+from .losses import LOSSES, build_loss, class_weights
+from .metrics import (accuracy, classification_report, confusion_matrix, evaluate_predictions,
+                      expected_calibration_error, group_accuracy, per_class_accuracy)
+from .models import MODELS, PretrainedWeightsUnavailable, build_model, freeze_backbone
+
+__version__ = "0.1.0"

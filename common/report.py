@@ -1,0 +1,152 @@
+"""Paper-vs-ours tables and plots from run records and a per-study paper-numbers file.
+
+A paper-numbers file is a CSV ``table,row,column,value,source`` (percent). Our numbers
+come as the same long format with a ``label`` saying under which budget they were measured
+(``ours_frame``). ``comparison_table`` lays one paper table out as rows x columns with
+``paper | ours | diff`` per column; a cell without a run shows a dash, never a number.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DASH = "–"
+
+
+def load_paper_numbers(path) -> pd.DataFrame:
+    df = pd.read_csv(path, dtype={"table": str, "row": str, "column": str})
+    missing = {"table", "row", "column", "value", "source"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: paper-numbers file lacks columns {sorted(missing)}")
+    return df
+
+
+def ours_frame(cells: list[dict]) -> pd.DataFrame:
+    """``cells``: dicts with table, row, column, value (percent) and label (budget)."""
+    cols = ["table", "row", "column", "value", "label"]
+    return pd.DataFrame(cells, columns=cols).astype({"table": str, "row": str, "column": str})
+
+
+def budget_label(record: dict) -> str:
+    """One line naming how a run was measured: preset, epochs, data, device, date."""
+    env = record.get("environment", {})
+    return (f"preset={record.get('preset') or 'custom'}, epochs={record.get('epochs')}, "
+            f"data={record.get('data')}, device={env.get('device_name', env.get('device'))}, "
+            f"date={str(record.get('finished', ''))[:10]}")
+
+
+def _fmt(v) -> str:
+    return DASH if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.2f}"
+
+
+def comparison_table(paper: pd.DataFrame, ours: pd.DataFrame, table: str, rows=None, columns=None) -> pd.DataFrame:
+    """Rows x (column, paper/ours/diff) for one paper table, as display strings."""
+    p = paper[paper["table"] == str(table)]
+    o = ours[ours["table"] == str(table)] if len(ours) else ours
+    rows = list(rows) if rows is not None else list(dict.fromkeys(p["row"]))
+    columns = list(columns) if columns is not None else list(dict.fromkeys(p["column"]))
+    pv = {(r, c): v for r, c, v in zip(p["row"], p["column"], p["value"])}
+    ov = {(r, c): v for r, c, v in zip(o["row"], o["column"], o["value"])} if len(o) else {}
+    data = {}
+    for c in columns:
+        paper_vals = [pv.get((r, c)) for r in rows]
+        ours_vals = [ov.get((r, c)) for r in rows]
+        diffs = [None if a is None or b is None else b - a for a, b in zip(paper_vals, ours_vals)]
+        data[(c, "paper")] = [_fmt(v) for v in paper_vals]
+        data[(c, "ours")] = [_fmt(v) for v in ours_vals]
+        data[(c, "diff")] = [DASH if d is None else f"{d:+.2f}" for d in diffs]
+    df = pd.DataFrame(data, index=rows)
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    df.index.name = "row"
+    return df
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub table; two-level columns are joined as ``column paper``."""
+    headers = [df.index.name or ""] + [" ".join(c) if isinstance(c, tuple) else str(c) for c in df.columns]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for idx, row in df.iterrows():
+        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.values]) + " |")
+    return "\n".join(lines)
+
+
+def write_table(df: pd.DataFrame, path_stem, title: str, notes: list[str] = ()) -> None:
+    """``path_stem.md`` (title, notes, table) and ``path_stem.csv``."""
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    body = [f"# {title}", ""] + [f"- {n}" for n in notes] + ["", to_markdown(df), ""]
+    path_stem.with_suffix(".md").write_text("\n".join(body))
+    flat = df.copy()
+    if isinstance(flat.columns, pd.MultiIndex):
+        flat.columns = ["_".join(c) for c in flat.columns]
+    flat.to_csv(path_stem.with_suffix(".csv"))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, table: str, column: str, path,
+                       title: str, rows=None) -> None:
+    """Grouped bars, paper against ours, for one column of one table; missing runs are gaps."""
+    plt = _pyplot()
+    p = paper[(paper["table"] == str(table)) & (paper["column"] == column)]
+    o = ours[(ours["table"] == str(table)) & (ours["column"] == column)] if len(ours) else ours
+    rows = list(rows) if rows is not None else list(dict.fromkeys(p["row"]))
+    pv = dict(zip(p["row"], p["value"]))
+    ov = dict(zip(o["row"], o["value"])) if len(o) else {}
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(rows) + 2), 3.6))
+    ax.bar(x - 0.2, [pv.get(r, np.nan) for r in rows], 0.4, label="paper")
+    ax.bar(x + 0.2, [ov.get(r, np.nan) for r in rows], 0.4, label="ours")
+    ax.set_xticks(x, rows, rotation=30, ha="right")
+    ax.set_ylabel(f"{column} (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_confusion(cm, classes, path, title: str) -> None:
+    """Row-normalised confusion matrix heat map (seaborn)."""
+    plt = _pyplot()
+    import seaborn as sns
+
+    cm = np.asarray(cm, dtype=float)
+    cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    size = max(4, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    sns.heatmap(cm, ax=ax, cmap="Blues", vmin=0, vmax=1, annot=len(classes) <= 12, fmt=".2f",
+                xticklabels=classes, yticklabels=classes, cbar=True)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_group_lines(series: dict, groups, path, title: str, ylabel: str = "accuracy (%)") -> None:
+    """One line per entry of ``series`` (name -> values per group), e.g. head/middle/tail."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name, values in series.items():
+        style = "--" if name.startswith("paper") else "-"
+        ax.plot(list(groups), values, style, marker="o", label=name)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
