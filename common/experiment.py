@@ -158,7 +158,8 @@ def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bo
     write_record(out_dir, record_cfg, metrics, started, preset=cfg.get("preset"), epochs=tcfg.epochs,
                  data=data_provenance(cfg["data"]["dataset"], root), data_root=str(root),
                  train_counts=ds["train_counts"], classes=ds["classes"], history=history)
-    (out_dir / "last.pt").unlink(missing_ok=True)  # finished: the record is what is kept
+    for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
+        (out_dir / ckpt).unlink(missing_ok=True)
     return json.loads((out_dir / "record.json").read_text())
 
 
