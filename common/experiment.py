@@ -12,7 +12,9 @@ import argparse
 import copy
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -84,7 +86,8 @@ def build_datasets(dcfg: dict, root) -> dict:
     else:
         if dcfg.get("imb_factor"):
             num_max = int(np.bincount(train_y).max())
-            counts = D.longtail_counts(num_max, num_classes, dcfg["imb_factor"], dcfg.get("profile", "exp"))
+            counts = D.longtail_counts(num_max, num_classes, dcfg["imb_factor"], dcfg.get("profile", "exp"),
+                                       min_count=dcfg.get("min_count", 0))
             idx = D.longtail_indices(train_y, counts, dcfg.get("lt_seed", 0))
             train_x, train_y = train_x[idx], train_y[idx]
         out["train"] = (train_x, train_y)
@@ -107,7 +110,29 @@ def data_provenance(name: str, root) -> str:
     return name
 
 
-def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bool = True) -> dict:
+@dataclass
+class RunContext:
+    """What a study's ``build_step`` gets to assemble its training step from."""
+    cfg: dict
+    train_cfg: TrainConfig
+    data: dict               # build_datasets output (train counts, classes, ...)
+    model: torch.nn.Module
+    loss_fn: torch.nn.Module
+    loader: D.BatchLoader
+    test_transform: Callable
+    augment: Callable        # augmentation name -> uint8 batch -> normalised float batch
+
+
+def default_step(ctx: RunContext):
+    """The plain step (``train.augment``, optional mixup) and the loss's epoch hook."""
+    augment = ctx.augment(ctx.cfg.get("train", {}).get("augment", "standard"))
+    hooks = (ctx.loss_fn.set_epoch,) if hasattr(ctx.loss_fn, "set_epoch") else ()
+    return make_step(ctx.loss_fn, augment, ctx.train_cfg.mixup_alpha), hooks
+
+
+def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bool = True,
+                   build_step: Callable | None = None) -> dict:
+    """One run end to end. ``build_step(ctx) -> (step, epoch_hooks)`` replaces the plain step."""
     out_dir = Path(out_dir)
     if (out_dir / "record.json").exists():
         print(f"skip {out_dir}: finished")
@@ -126,9 +151,8 @@ def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bo
     loss_fn = build_loss(lcfg.pop("name"), ds["train_counts"], **lcfg).to(device)
 
     train = cfg.get("train", {})
-    mean, std = NORMALISATION[train.get("normalize", "cifar10")]
+    mean, std = NORMALISATION[train.get("normalize", cfg["data"]["dataset"])]
     size, resize_first = train.get("size"), train.get("resize_first", False)
-    augment = D.build_augment(train.get("augment", "standard"), mean, std, size, resize_first)
     test_tf = D.build_augment("none", mean, std, size)
     train_x, train_y = ds["train"]
     weights = (D.class_balanced_sample_weights(train_y) if cfg["data"].get("sampler") == "class_balanced" else None)
@@ -136,17 +160,20 @@ def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bo
                            sample_weights=weights, seed=tcfg.seed)
     tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
     eval_bs = train.get("eval_batch_size", 500)
+    ctx = RunContext(cfg, tcfg, ds, model, loss_fn, loader, test_tf,
+                     lambda name: D.build_augment(name, mean, std, size, resize_first))
+    step, hooks = (build_step or default_step)(ctx)
+
+    val = None
+    if ds["val"] is not None:
+        val = (D.to_tensor_images(ds["val"][0], device), ds["val"][1])
 
     def validate(m):
         x, y = val
         return {"accuracy": float((predict(m, x, test_tf, eval_bs, tcfg.amp).argmax(1) == y).mean())}
 
-    val = None
-    if ds["val"] is not None:
-        val = (D.to_tensor_images(ds["val"][0], device), ds["val"][1])
-    hooks = (loss_fn.set_epoch,) if hasattr(loss_fn, "set_epoch") else ()
-    history = fit(model, loader, tcfg, out_dir, step=make_step(loss_fn, augment, tcfg.mixup_alpha),
-                  validate=validate if val is not None else None, epoch_hooks=hooks, progress=progress)
+    history = fit(model, loader, tcfg, out_dir, step=step, validate=validate if val is not None else None,
+                  epoch_hooks=hooks, progress=progress)
 
     ecfg = cfg.get("eval", {})
     metrics = {}

@@ -19,6 +19,15 @@ def synthetic_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory):
+    """Very small synthetic CIFAR-10 / -100 for end-to-end runs of the heavier models."""
+    root = tmp_path_factory.mktemp("tiny")
+    write_synthetic_cifar("cifar10", root, train_per_class=16, test_per_class=3, seed=2)
+    write_synthetic_cifar("cifar100", root, train_per_class=6, test_per_class=1, seed=2)
+    return root
+
+
+@pytest.fixture(scope="session")
 def real_cifar10_root():
     if not (SHARED_DATA / "cifar-10-batches-py" / "data_batch_1").is_file():
         pytest.skip(f"reconstructed CIFAR-10 not found under {SHARED_DATA}")

@@ -35,7 +35,8 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.pad = planes // 4 if (stride != 1 or in_planes != planes) else None
+        # option A: subsample and zero-pad the new channels (planes // 4 each side when doubling)
+        self.pad = (planes - in_planes) // 2 if (stride != 1 or in_planes != planes) else None
 
     def shortcut(self, x):
         if self.pad is None:

@@ -1,0 +1,80 @@
+"""Training throughput: multi-expert ResNet-32 with its three augmentations vs plain ResNet-32.
+
+    python -m sla_multiexpert.benchmark [--batches 20] [--batch-size 128] [--device cuda]
+
+Random uint8 CIFAR-sized batches; times forward + backward + SGD step including the batched
+augmentation, after warm-up batches. Prints images/s per configuration and the time split
+between augmentation and the model.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+from common.data import CIFAR10_MEAN, CIFAR10_STD, build_augment
+from common.engine import autocast, default_device
+from common.models import build_model
+
+from . import model as _model  # noqa: F401
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(name, device, batch_size, batches, warmup=3):
+    torch.manual_seed(0)
+    experts = name == "multi_expert_resnet32"
+    model = build_model(name, 100).to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    augs = [build_augment(a, CIFAR10_MEAN, CIFAR10_STD) for a in (("weak", "medium", "strong") if experts else ("weak",))]
+    images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
+    labels = torch.randint(0, 100, (batch_size,), device=device)
+    aug_time = total = 0.0
+    for i in range(warmup + batches):
+        _sync(device)
+        t0 = time.perf_counter()
+        views = [a(images) for a in augs]
+        if device.type == "cuda":
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        _sync(device)
+        t1 = time.perf_counter()
+        with autocast(device, True):
+            if experts:
+                logits, _ = model.expert_outputs(views)
+                loss = sum(F.cross_entropy(l.float(), labels) for l in logits)
+            else:
+                loss = F.cross_entropy(model(views[0]).float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(device)
+        if i >= warmup:
+            aug_time += t1 - t0
+            total += time.perf_counter() - t0
+    return batch_size * batches / total, aug_time / total
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device) if args.device else default_device()
+    label = torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"device: {label}, batch {args.batch_size}, {args.batches} timed batches")
+    for name, what in (("resnet32", "plain ResNet-32, crop + flip"),
+                       ("multi_expert_resnet32", "multi-expert ResNet-32, weak + medium + strong views")):
+        ips, aug_share = measure(name, device, args.batch_size, args.batches)
+        print(f"{what:55s} {ips:9.0f} images/s  (augmentation {100 * aug_share:.0f}% of the step)")
+
+
+if __name__ == "__main__":
+    main()

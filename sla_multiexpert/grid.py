@@ -1,0 +1,124 @@
+"""Every run behind Tables 1, 2, 3, 7, 8 and Figure 6, and the table cells each one fills.
+
+    python -m sla_multiexpert.grid --preset smoke --data DIR [--only NAME ...] [--list]
+
+A run is ``<dataset>_r<ratio>__<variant>``; ``cells`` maps ``(table, row, column)`` of the
+paper-numbers file to the metric that fills it. In the smoke preset only the Table 2 runs
+cover every dataset x ratio; the sweeps run at ratio 100 with two values each, to fit in
+minutes (the other cells show a dash).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.experiment import load_config, run_experiment
+
+from .train import build_step
+
+HERE = Path(__file__).parent
+DATASETS = ("cifar10", "cifar100")
+RATIOS = (200, 100, 50, 10)
+INV_TAUS = (0.9, 0.8, 0.7, 0.6, 0.5)          # 1 / tau; 1 / tau = 1 is the main run
+ALPHAS = (0.1, 0.4, 0.6, 0.8, 1.0)            # Figure 6; 0.2 is the main run
+SMOKE_SWEEP = {"inv_taus": (0.9, 0.5), "alphas": (0.4, 1.0), "ratios": (100,)}
+
+
+@dataclass
+class Run:
+    name: str
+    config: str                                # file in configs/
+    overrides: dict
+    cells: dict = field(default_factory=dict)  # (table, row, column) -> metric
+    uses_method: bool = True
+
+
+def _data(ds, ratio):
+    return {"data": {"dataset": ds, "imb_factor": 1.0 / ratio}}
+
+
+def _method(ds, ratio, **method):
+    return {**_data(ds, ratio), "method": method}
+
+
+def runs(preset: str) -> list[Run]:
+    smoke = preset == "smoke"
+    inv_taus = SMOKE_SWEEP["inv_taus"] if smoke else INV_TAUS
+    alphas = SMOKE_SWEEP["alphas"] if smoke else ALPHAS
+    sweep_ratios = SMOKE_SWEEP["ratios"] if smoke else None
+    out = []
+    for ds in DATASETS:
+        for ratio in RATIOS:
+            key = f"{ds}_{ratio}"
+            ours_cells = {("2", "ours", key): "accuracy", ("7", key, "acc_invtau_1"): "accuracy",
+                          ("7", key, "ece_invtau_1"): "ece"}
+            if ratio != 200:
+                ours_cells.update({("8", "mu_sla_tl", f"{key}_acc"): "accuracy", ("8", "mu_sla_tl", f"{key}_ece"): "ece"})
+            if ds == "cifar100" and ratio == 100:
+                ours_cells.update({("fig6", "alpha_0.2", "cifar100_100_acc"): "accuracy",
+                                   ("fig6", "alpha_0.2", "cifar100_100_ece"): "ece"})
+            if ds == "cifar10" and ratio == 100:
+                ours_cells.update({("fig6", "alpha_0.2", "cifar10_100_acc"): "accuracy",
+                                   ("fig6", "alpha_0.2", "cifar10_100_ece"): "ece"})
+            out.append(Run(f"{ds}_r{ratio}__ours", "method.yaml", _data(ds, ratio), ours_cells))
+            out.append(Run(f"{ds}_r{ratio}__ce", "ce_baseline.yaml", _data(ds, ratio),
+                           {("2", "ce", key): "accuracy"}, uses_method=False))
+            if sweep_ratios and ratio not in sweep_ratios:
+                continue
+            for inv in inv_taus:
+                out.append(Run(f"{ds}_r{ratio}__invtau_{inv}", "method.yaml", _method(ds, ratio, tau=1.0 / inv),
+                               {("7", key, f"acc_invtau_{inv}"): "accuracy", ("7", key, f"ece_invtau_{inv}"): "ece"}))
+            if ratio != 200:
+                for row, method in (("tl", {"mixup_alpha": 0.0, "weighting": "none"}),
+                                    ("mu_tl", {"weighting": "none"}),
+                                    ("sla_tl", {"mixup_alpha": 0.0})):
+                    out.append(Run(f"{ds}_r{ratio}__{row}", "method.yaml", _method(ds, ratio, **method),
+                                   {("8", row, f"{key}_acc"): "accuracy", ("8", row, f"{key}_ece"): "ece"}))
+            if ratio == 100:
+                for alpha in alphas:
+                    out.append(Run(f"{ds}_r{ratio}__alpha_{alpha}", "method.yaml", _method(ds, ratio, mixup_alpha=alpha),
+                                   {("fig6", f"alpha_{alpha}", f"{key}_acc"): "accuracy",
+                                    ("fig6", f"alpha_{alpha}", f"{key}_ece"): "ece"}))
+    # Table 1: LA alone and LA + RW / CB / FL switched on at epoch 180 of 200, mixup 0.4
+    for row, weighting in (("la", "none"), ("la_rw", "rw"), ("la_cb", "cb"), ("la_fl", "fl")):
+        cells = {("1", row, c): m for c, m in (("many", "many"), ("medium", "medium"), ("few", "few"),
+                                               ("all", "accuracy"), ("ece", "ece"))}
+        out.append(Run(f"cifar100_r100__t1_{row}", "method.yaml",
+                       _method("cifar100", 100, mixup_alpha=0.4, weighting=weighting, switch_fraction=0.9), cells))
+    if preset == "paper":  # Table 3: 400 epochs, lr steps and switch at 320 / 360
+        cells = {("3", "ours", c): m for c, m in (("many", "many"), ("medium", "medium"), ("few", "few"),
+                                                  ("all", "accuracy"), ("ece", "ece"))}
+        out.append(Run("cifar100_r100__ours_400ep", "method.yaml",
+                       {**_method("cifar100", 100, switch_epoch=320),
+                        "train": {"epochs": 400, "milestones": [320, 360]}}, cells))
+    return out
+
+
+def run_config(run: Run, preset: str) -> dict:
+    return load_config(HERE / "configs" / run.config, preset, run.overrides)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", required=True, choices=["smoke", "cpu_hour", "quick", "paper"])
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--out", default="results/sla_multiexpert/runs")
+    parser.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
+    parser.add_argument("--list", action="store_true", help="print the run names and exit")
+    args = parser.parse_args(argv)
+    todo = [r for r in runs(args.preset) if args.only is None or r.name in args.only]
+    if args.list:
+        print("\n".join(r.name for r in todo))
+        return
+    for i, run in enumerate(todo, 1):
+        print(f"== [{i}/{len(todo)}] {args.preset} {run.name}", flush=True)
+        rec = run_experiment(run_config(run, args.preset), Path(args.out) / args.preset / run.name, args.data,
+                             build_step=build_step if run.uses_method else None, progress=args.preset != "smoke")
+        m = rec["metrics"]["test"]
+        print(f"   top-1 {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%  many/medium/few "
+              f"{100 * m['many']:.1f}/{100 * m['medium']:.1f}/{100 * m['few']:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Tables 1, 2, 3, 7, 8 (paper | ours | diff) and plots from the run records of one preset.
+
+    python -m sla_multiexpert.report --preset smoke
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from common.engine import read_records
+from common.report import (budget_label, comparison_table, load_paper_numbers, ours_frame,
+                           plot_group_lines, plot_paper_vs_ours, write_table)
+
+from .grid import ALPHAS, DATASETS, INV_TAUS, RATIOS, runs
+
+HERE = Path(__file__).parent
+RESULTS = Path("results/sla_multiexpert")
+TITLES = {
+    "1": "Table 1: LA with re-weighting switched on at 9/10 of training, CIFAR-100-LT rho 100 (top-1 / ECE, %)",
+    "2": "Table 2: top-1 accuracy (%), ResNet-32, CIFAR-10-LT / CIFAR-100-LT (columns: dataset_ratio)",
+    "3": "Table 3: CIFAR-100-LT rho 100, 400 epochs (%)",
+    "7": "Table 7: 1/tau sweep, top-1 / ECE (%)",
+    "8": "Table 8: module ablation, MU = mixup in stage 1, SLA = SLA in stage 2, TL = two-stage (%)",
+}
+
+
+def cells_from_records(preset: str, records: list[dict]) -> pd.DataFrame:
+    by_name = {Path(r["run_dir"]).name: r for r in records}
+    cells = []
+    for run in runs(preset):
+        rec = by_name.get(run.name)
+        if rec is None:
+            continue
+        test = rec["metrics"]["test"]
+        for (table, row, column), metric in run.cells.items():
+            value = test[metric]
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                cells.append({"table": table, "row": row, "column": column, "value": 100 * value,
+                              "label": budget_label(rec)})
+    return ours_frame(cells)
+
+
+def _notes(preset, ours, table):
+    labels = sorted(set(ours.loc[ours["table"] == table, "label"])) if len(ours) else []
+    head = (f"Ours: preset `{preset}`" + ("" if preset == "paper" else " -- REDUCED BUDGET, not comparable to the paper"))
+    return [head, *(f"run budget: {lab}" for lab in labels or ["no runs of this table in this preset: dashes"]),
+            "Paper: doi:10.3389/fncom.2023.1296897, see sla_multiexpert/paper_numbers.csv"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", required=True)
+    args = parser.parse_args(argv)
+    paper = load_paper_numbers(HERE / "paper_numbers.csv")
+    records = read_records(RESULTS / "runs" / args.preset)
+    ours = cells_from_records(args.preset, records)
+    out = RESULTS / args.preset
+    for table, title in TITLES.items():
+        rows = ["ce", "ours"] if table == "2" else None
+        df = comparison_table(paper, ours, table, rows)
+        write_table(df, out / f"table_{table}", f"{title} [{args.preset}]", _notes(args.preset, ours, table))
+
+    # Figure 6 has no numbers in the paper's text: ours only
+    fig6 = ours[ours["table"] == "fig6"]
+    if len(fig6):
+        wide = fig6.pivot_table(index="row", columns="column", values="value").round(2)
+        wide.index.name = "alpha"
+        write_table(wide, out / "figure_6_alpha", f"Figure 6: mixup alpha sweep, rho 100 (ours only) [{args.preset}]",
+                    _notes(args.preset, ours, "fig6"))
+        for ds in DATASETS:
+            col = f"{ds}_100_acc"
+            if col in wide:
+                plot_group_lines({f"ours {ds} top-1": wide[col].tolist(),
+                                  f"ours {ds} ECE": wide.get(f"{ds}_100_ece", wide[col] * float("nan")).tolist()},
+                                 [r.split("_")[1] for r in wide.index], out / f"figure_6_{ds}.png",
+                                 f"mixup alpha sweep, {ds}-LT rho 100 ({args.preset})", "%")
+
+    for ds in DATASETS:
+        cols = [f"{ds}_{r}" for r in RATIOS]
+        sub_p = paper[(paper["table"] == "2") & paper["column"].isin(cols)].copy()
+        sub_o = ours[(ours["table"] == "2") & ours["column"].isin(cols)].copy() if len(ours) else ours
+        # bars per ratio for our method: rows become the ratio columns
+        for frame in (sub_p, sub_o):
+            if len(frame):
+                frame["row"], frame["column"] = frame["column"], frame["row"]
+        plot_paper_vs_ours(sub_p, sub_o, "2", "ours", out / f"table_2_{ds}_accuracy.png",
+                           f"{ds}-LT top-1 by imbalance ratio: paper vs ours ({args.preset})", cols)
+        for metric in ("acc", "ece"):
+            series = {}
+            for source, frame in (("paper", paper), ("ours", ours)):
+                if not len(frame):
+                    continue
+                t7 = frame[(frame["table"] == "7") & (frame["row"] == f"{ds}_100")]
+                vals = {c: v for c, v in zip(t7["column"], t7["value"])}
+                series[f"{source} {ds} rho 100"] = [vals.get(f"{metric}_invtau_{x}", float("nan")) for x in (1, *INV_TAUS)]
+            plot_group_lines(series, [str(x) for x in (1, *INV_TAUS)], out / f"table_7_{ds}_{metric}.png",
+                             f"1/tau sweep, {ds}-LT rho 100, {metric} ({args.preset})", f"{metric} (%)")
+    assert ALPHAS  # the grid's sweep values define the figure's x axis
+    print(f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Seed 003: every run of Tables 1, 2, 3 (paper preset), 7, 8 and Figure 6, then the tables.
+#   PRESET=smoke|cpu_hour|quick|paper  (default: paper with CUDA, smoke without)
+#   LTREPRO_DATA=DIR   folder holding cifar-10-batches-py/ and cifar-100-python/ (default ./data)
+# Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+if [ -z "${PRESET:-}" ]; then
+  PRESET=$($PY -c "import torch; print('paper' if torch.cuda.is_available() else 'smoke')")
+  echo "PRESET not set: using $PRESET"
+fi
+DATA=${LTREPRO_DATA:-data}
+if [ "$PRESET" = smoke ]; then
+  DATA=data/synthetic_sla      # smoke always uses tiny synthetic data: minutes, not hours
+  for ds in cifar10 cifar100; do
+    folder=$([ $ds = cifar10 ] && echo cifar-10-batches-py || echo cifar-100-python)
+    [ -f "$DATA/$folder/SYNTHETIC" ] || $PY -m common.data.synthetic --dataset $ds --out "$DATA" \
+      --train-per-class 8 --test-per-class 2
+  done
+  echo "smoke: synthetic CIFAR-10/100 in $DATA"
+fi
+$PY -m sla_multiexpert.grid --preset "$PRESET" --data "$DATA"
+$PY -m sla_multiexpert.report --preset "$PRESET"
