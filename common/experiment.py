@@ -76,7 +76,8 @@ def build_datasets(dcfg: dict, root) -> dict:
     out = {"classes": classes, "num_classes": num_classes}
     if dcfg.get("split", "standard") == "thesis":
         split = D.thesis_split(train_y, num_classes, dcfg.get("train_per_class", 450),
-                               dcfg.get("test_per_class", 50), dcfg.get("imb_factor", 0.01), dcfg.get("split_seed", 42))
+                               dcfg.get("test_per_class", 50), dcfg.get("imb_factor", 0.01), dcfg.get("split_seed", 42),
+                               dcfg.get("min_count", 0))
         train_idx = split["lt_train" if dcfg.get("train_set", "long_tailed") == "long_tailed" else "train"]
         out["train"] = (train_x[train_idx], train_y[train_idx])
         out["tests"] = {"balanced": (train_x[split["test"]], train_y[split["test"]]),

@@ -94,7 +94,7 @@ def _pyplot():
 
 
 def plot_paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, table: str, column: str, path,
-                       title: str, rows=None) -> None:
+                       title: str, rows=None, ylabel: str | None = None) -> None:
     """Grouped bars, paper against ours, for one column of one table; missing runs are gaps."""
     plt = _pyplot()
     p = paper[(paper["table"] == str(table)) & (paper["column"] == column)]
@@ -107,7 +107,7 @@ def plot_paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, table: str, colu
     ax.bar(x - 0.2, [pv.get(r, np.nan) for r in rows], 0.4, label="paper")
     ax.bar(x + 0.2, [ov.get(r, np.nan) for r in rows], 0.4, label="ours")
     ax.set_xticks(x, rows, rotation=30, ha="right")
-    ax.set_ylabel(f"{column} (%)")
+    ax.set_ylabel(ylabel or f"{column} (%)")
     ax.set_title(title, fontsize=9)
     ax.legend()
     fig.tight_layout()

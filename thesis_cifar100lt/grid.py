@@ -1,26 +1,129 @@
-"""The thesis grid: every model x loss x training set, run in one process, resumably.
+"""The thesis grid: 4 models x 7 losses x 2 training sets = 56 runs, in one process, resumably.
 
     python -m thesis_cifar100lt.grid --preset smoke --data DIR [--models ...] [--losses ...]
+    python -m thesis_cifar100lt.grid --preset paper --data DIR --plan   # list + time estimate
+
+Before anything trains (presets with pretrained weights) every model is built once with its
+ImageNet weights, so a machine without network stops at once with the list of weight files
+it needs and the cache paths to put them in (``python -m thesis_cifar100lt.fetch_weights``
+fills those caches on a machine with network).
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import sys
+import time
 from pathlib import Path
 
-from common.experiment import load_config, run_experiment
+import numpy as np
+import torch
+
+from common.data import build_augment, thesis_split
+from common.engine import TrainConfig, autocast, default_device
+from common.experiment import NORMALISATION, load_config, run_experiment
+from common.losses import build_loss
+from common.models import PretrainedWeightsUnavailable, build_model
 
 HERE = Path(__file__).parent
 MODELS = ["resnet50", "mobilenet_v2", "convnext_base", "vit_base_patch16_224"]
 LOSSES = ["ce", "focal", "wce", "cb", "bs", "seql", "ldam"]
 TRAIN_SETS = ["balanced", "long_tailed"]
+MODEL_KWARGS = {"vit_base_patch16_224": {"dynamic_img_size": True}}  # inputs below 224 px in smoke / quick
 
 
 def grid(models=MODELS, losses=LOSSES, train_sets=TRAIN_SETS):
     """``(run name, config overrides)`` for every cell, in run order."""
     for model, train_set, loss in itertools.product(models, train_sets, losses):
-        yield (f"{model}__{loss}__{train_set}",
-               {"model": {"name": model}, "loss": {"name": loss}, "data": {"train_set": train_set}})
+        overrides = {"model": {"name": model, "kwargs": MODEL_KWARGS.get(model, {})},
+                     "loss": {"name": loss}, "data": {"train_set": train_set}}
+        yield f"{model}__{loss}__{train_set}", overrides
+
+
+def config(preset: str, overrides: dict) -> dict:
+    return load_config(HERE / "configs" / "base.yaml", preset, overrides)
+
+
+def preflight_weights(preset: str, models) -> None:
+    """Build each model with its pretrained weights now; on failure name every missing file."""
+    if not config(preset, {})["model"].get("pretrained"):
+        return
+    problems = []
+    for model in models:
+        try:
+            build_model(model, 100, pretrained=True, **MODEL_KWARGS.get(model, {}))
+        except PretrainedWeightsUnavailable as err:
+            problems.append(str(err))
+    if problems:
+        sys.exit("Pretrained weights are missing and cannot be downloaded here; nothing was trained.\n\n"
+                 + "\n\n".join(problems)
+                 + "\n\nOn a machine with network run `python -m thesis_cifar100lt.fetch_weights` and copy "
+                   "the torch hub and Hugging Face caches listed above to this machine (or set TORCH_HOME / HF_HOME).")
+
+
+def _split_sizes(cfg: dict) -> dict:
+    d = cfg["data"]
+    labels = np.repeat(np.arange(100), d.get("train_per_class", 450) + d.get("test_per_class", 50))
+    split = thesis_split(labels, 100, d.get("train_per_class", 450), d.get("test_per_class", 50),
+                         d.get("imb_factor", 0.01), d.get("split_seed", 42), d.get("min_count", 0))
+    return {"balanced": len(split["train"]), "long_tailed": len(split["lt_train"]),
+            "eval": 10000 + len(split["test"]) + len(split["lt_test"])}
+
+
+def probe_throughput(model_name: str, cfg: dict, device, steps: int = 3) -> tuple[float, float]:
+    """(train, eval) images/s of a few real steps at the preset's resolution and batch size."""
+    tcfg = TrainConfig.from_dict(cfg["train"])
+    size = cfg["train"].get("size") or 32
+    model = build_model(model_name, 100, **MODEL_KWARGS.get(model_name, {})).to(device)
+    loss_fn = build_loss("ce", [1] * 100).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    augment = build_augment("standard", *NORMALISATION["ldam"], size=size, resize_first=True)
+    x = torch.randint(0, 256, (tcfg.batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
+    y = torch.randint(0, 100, (tcfg.batch_size,), device=device)
+
+    def timed(fn):
+        fn()                                   # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return steps * tcfg.batch_size / (time.perf_counter() - t0)
+
+    def train_step():
+        with autocast(device, tcfg.amp):
+            loss = loss_fn(model(augment(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def eval_step():
+        with torch.no_grad(), autocast(device, tcfg.amp):
+            model(augment(x))
+
+    model.train()
+    train_ips = timed(train_step)
+    model.eval()
+    return train_ips, timed(eval_step)
+
+
+def plan(preset: str, runs, device) -> None:
+    cfg0 = config(preset, {})
+    sizes, epochs = _split_sizes(cfg0), cfg0["train"]["epochs"]
+    speed, total = {}, 0.0
+    print(f"plan: preset {preset}, {len(runs)} runs, {epochs} epochs each, device {device}")
+    for name, overrides in runs:
+        model, train_set = overrides["model"]["name"], overrides["data"]["train_set"]
+        if model not in speed:
+            speed[model] = probe_throughput(model, config(preset, overrides), device)
+            print(f"  probe {model}: train {speed[model][0]:.0f} images/s, eval {speed[model][1]:.0f} images/s")
+        train_ips, eval_ips = speed[model]
+        seconds = epochs * (sizes[train_set] / train_ips + 10000 / eval_ips) + sizes["eval"] / eval_ips
+        total += seconds
+        print(f"  {name:45s} ~{seconds / 60:7.1f} min")
+    print(f"total ~{total / 3600:.1f} h on {device} (validation every epoch included)")
 
 
 def main(argv=None):
@@ -31,12 +134,17 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--losses", nargs="+", default=LOSSES, choices=LOSSES)
     parser.add_argument("--train-sets", nargs="+", default=TRAIN_SETS, choices=TRAIN_SETS)
+    parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
     args = parser.parse_args(argv)
     runs = list(grid(args.models, args.losses, args.train_sets))
+    if args.plan:
+        plan(args.preset, runs, default_device())
+        return
+    preflight_weights(args.preset, args.models)
     for i, (name, overrides) in enumerate(runs, 1):
         print(f"== [{i}/{len(runs)}] {args.preset} {name}", flush=True)
-        cfg = load_config(HERE / "configs" / "base.yaml", args.preset, overrides)
-        rec = run_experiment(cfg, Path(args.out) / args.preset / name, args.data)
+        rec = run_experiment(config(args.preset, overrides), Path(args.out) / args.preset / name, args.data,
+                             progress=args.preset != "smoke")
         print("   " + "  ".join(f"{k} {100 * m['accuracy']:.2f}%" for k, m in rec["metrics"].items()), flush=True)
 
 

@@ -1,4 +1,4 @@
-"""Thesis Tables 4.1-4.8 (paper | ours | diff) from the run records of one preset.
+"""Thesis Tables 4.1-4.11 and Figures 4.1-4.6 (paper beside ours) from one preset's records.
 
     python -m thesis_cifar100lt.report --preset smoke
 """
@@ -7,19 +7,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from common.engine import read_records
-from common.report import (budget_label, comparison_table, load_paper_numbers, ours_frame,
-                           plot_paper_vs_ours, write_table)
+from common.report import (budget_label, comparison_table, load_paper_numbers, ours_frame, plot_paper_vs_ours,
+                           write_table)
 
 HERE = Path(__file__).parent
 RESULTS = Path("results/thesis_cifar100lt")
-# (model, training set) -> thesis table
+MODEL_ORDER = ["resnet50", "mobilenet_v2", "vit_base_patch16_224", "convnext_base"]
+# (model, training set) -> thesis table; the thesis's key for each model
 TABLES = {
     ("resnet50", "balanced"): "4.1", ("resnet50", "long_tailed"): "4.2",
     ("mobilenet_v2", "balanced"): "4.3", ("mobilenet_v2", "long_tailed"): "4.4",
     ("vit_base_patch16_224", "balanced"): "4.5", ("vit_base_patch16_224", "long_tailed"): "4.6",
     ("convnext_base", "balanced"): "4.7", ("convnext_base", "long_tailed"): "4.8",
 }
+PAPER_MODEL_KEY = {"resnet50": "resnet50", "mobilenet_v2": "mobilenet_v2", "vit_base_patch16_224": "vit_b_16",
+                   "convnext_base": "convnext_base"}
+FIGURE_OF_MODEL = {"resnet50": "4.2", "mobilenet_v2": "4.3", "vit_base_patch16_224": "4.4", "convnext_base": "4.5"}
 LOSS_ROWS = ["ce", "focal", "wce", "cb", "bs", "seql", "ldam"]
 COLUMNS = ["balanced", "long_tailed", "head", "middle", "tail"]
 
@@ -37,25 +44,128 @@ def cells_from_record(rec: dict) -> list[dict]:
             for c, v in values.items()]
 
 
+def grid_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per-run long format (model, train_set, loss, column, value) of Tables 4.1-4.8."""
+    by_table = {t: k for k, t in TABLES.items()}
+    rows = [(*by_table[t], r, c, v) for t, r, c, v in zip(frame["table"], frame["row"], frame["column"], frame["value"])
+            if t in by_table]
+    return pd.DataFrame(rows, columns=["model", "train_set", "loss", "column", "value"])
+
+
+def derived_tables(frame: pd.DataFrame, label: str = "") -> pd.DataFrame:
+    """Tables 4.9 (best balanced-test accuracy after balanced training, per model), 4.10 (mean /
+    population std over losses, per model) and 4.11 (over models, per loss), long-tailed training."""
+    g = grid_frame(frame)
+    cells = []
+    bal = g[(g["train_set"] == "balanced") & (g["column"] == "balanced")]
+    for model, sub in bal.groupby("model"):
+        cells.append(("4.9", PAPER_MODEL_KEY[model], "thesis_result", sub["value"].max()))
+    lt = g[g["train_set"] == "long_tailed"]
+    for table, key in (("4.10", "model"), ("4.11", "loss")):
+        for (who, column), sub in lt.groupby([key, "column"]):
+            row = PAPER_MODEL_KEY[who] if key == "model" else who
+            cells.append((table, row, f"{column}_mean", sub["value"].mean()))
+            cells.append((table, row, f"{column}_std", sub["value"].std(ddof=0)))
+    return ours_frame([{"table": t, "row": r, "column": c, "value": v, "label": label} for t, r, c, v in cells])
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _summary_figure(paper, ours, table, rows, path, title):
+    """Figures 4.1 / 4.6: mean +- std per category, one bar group per row, thesis and ours."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    for ax, (source, frame) in zip(axes, (("thesis", paper), ("ours", ours))):
+        sub = frame[frame["table"] == table] if len(frame) else frame
+        vals = {(r, c): v for r, c, v in zip(sub.get("row", []), sub.get("column", []), sub.get("value", []))}
+        width = 0.8 / len(rows)
+        for i, row in enumerate(rows):
+            means = [vals.get((row, f"{c}_mean"), np.nan) for c in COLUMNS]
+            stds = [vals.get((row, f"{c}_std"), np.nan) for c in COLUMNS]
+            ax.bar(np.arange(len(COLUMNS)) + i * width, means, width, yerr=stds, capsize=2, label=row)
+        ax.set_xticks(np.arange(len(COLUMNS)) + 0.4 - width / 2, COLUMNS)
+        ax.set_title(f"{source}", fontsize=9)
+    axes[0].set_ylabel("top-1 accuracy (%)")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _loss_lines_figure(paper, ours, table, path, title):
+    """Figures 4.2-4.5: accuracy per test category, one line per loss; thesis dashed, ours solid."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, loss in enumerate(LOSS_ROWS):
+        for source, frame, style in (("thesis", paper, "--"), ("ours", ours, "-")):
+            sub = frame[(frame["table"] == table) & (frame["row"] == loss)] if len(frame) else frame
+            vals = dict(zip(sub.get("column", []), sub.get("value", [])))
+            ax.plot(COLUMNS, [vals.get(c, np.nan) for c in COLUMNS], style, marker="o", color=colors[i % len(colors)],
+                    label=f"{loss} ({source})", alpha=0.8)
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _notes(preset, labels, what):
+    budget = "" if preset == "paper" else " -- REDUCED BUDGET, not comparable to the thesis"
+    return [what, f"Ours: preset `{preset}`{budget}",
+            *(f"run budget: {lab}" for lab in labels or ["no runs yet: every 'ours' cell is a dash"])]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
     args = parser.parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    records = read_records(RESULTS / "runs" / args.preset)
-    ours = ours_frame([cell for rec in records for cell in cells_from_record(rec)])
-    out = RESULTS / args.preset
+    records = read_records(args.results / "runs" / args.preset)
+    per_run = ours_frame([cell for rec in records for cell in cells_from_record(rec)])
+    labels = sorted(set(per_run["label"])) if len(per_run) else []
+    ours = pd.concat([per_run, derived_tables(per_run, "; ".join(labels))], ignore_index=True)
+    out = args.results / args.preset
+    out.mkdir(parents=True, exist_ok=True)
+
     for (model, train_set), table in TABLES.items():
         df = comparison_table(paper, ours, table, LOSS_ROWS, COLUMNS)
-        labels = sorted(set(ours.loc[ours["table"] == table, "label"]))
-        notes = [f"Thesis Table {table}: {model}, trained on the {train_set.replace('_', '-')} set; top-1 accuracy (%).",
-                 f"Ours: preset `{args.preset}`" + ("" if args.preset == "paper" else
-                                                    " -- REDUCED BUDGET, not comparable to the thesis"),
-                 *(f"run budget: {lab}" for lab in labels or ["no runs yet: every 'ours' cell is a dash"])]
-        write_table(df, out / f"table_{table.replace('.', '_')}", f"Table {table} ({args.preset} preset)", notes)
-        plot_paper_vs_ours(paper, ours, table, "long_tailed", out / f"table_{table.replace('.', '_')}_long_tailed.png",
-                           f"Table {table} long-tailed test: thesis vs ours ({args.preset})", LOSS_ROWS)
-    print(f"wrote {len(TABLES)} tables from {len(records)} runs to {out}")
+        tab_labels = sorted(set(per_run.loc[per_run["table"] == table, "label"])) if len(per_run) else []
+        what = f"Thesis Table {table}: {model}, trained on the {train_set.replace('_', '-')} set; top-1 accuracy (%)."
+        stem = f"table_{table.replace('.', '_')}"
+        write_table(df, out / stem, f"Table {table} ({args.preset} preset)", _notes(args.preset, tab_labels, what))
+        plot_paper_vs_ours(paper, ours, table, "long_tailed", out / f"{stem}_long_tailed.png",
+                           f"Table {table} long-tailed test: thesis vs ours ({args.preset})", LOSS_ROWS,
+                           "top-1 accuracy (%)")
+
+    models = [PAPER_MODEL_KEY[m] for m in MODEL_ORDER]
+    for table, rows, what in (
+            ("4.9", models, "Best balanced-test accuracy after balanced training, per model (%); the thesis's "
+                            "published-benchmark column has no 'ours'."),
+            ("4.10", models, "Mean and population std over the 7 losses, long-tailed training (%)."),
+            ("4.11", LOSS_ROWS, "Mean and population std over the 4 models, long-tailed training (%).")):
+        df = comparison_table(paper, ours, table, rows)
+        write_table(df, out / f"table_{table.replace('.', '_')}", f"Table {table} ({args.preset} preset)",
+                    _notes(args.preset, labels, what))
+
+    _summary_figure(paper, ours, "4.10", models, out / "figure_4_1.png",
+                    f"Figure 4.1: mean +- std over losses per model, CIFAR-100-LT ({args.preset})")
+    for model, figure in FIGURE_OF_MODEL.items():
+        _loss_lines_figure(paper, ours, TABLES[(model, "long_tailed")], out / f"figure_{figure.replace('.', '_')}.png",
+                           f"Figure {figure}: {model}, long-tailed training, per test category ({args.preset})")
+    _summary_figure(paper, ours, "4.11", LOSS_ROWS, out / "figure_4_6.png",
+                    f"Figure 4.6: mean +- std over models per loss, CIFAR-100-LT ({args.preset})")
+    print(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(records)} runs to {out}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #   PRESET=smoke|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR          folder holding cifar-100-python/ (default ./data)
 #   MODELS="resnet50 ..."  LOSSES="ce focal ..."  TRAIN_SETS="balanced long_tailed"
+#   PLAN=1                    list the runs with a time estimate from a short probe; train nothing
 # Finished runs (record.json present) are skipped; interrupted ones resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,11 +13,7 @@ if [ -z "${PRESET:-}" ]; then
   echo "PRESET not set: using $PRESET"
 fi
 DATA=${LTREPRO_DATA:-data}
-if [ "$PRESET" = smoke ]; then
-  MODELS=${MODELS:-"mobilenet_v2"}
-else
-  MODELS=${MODELS:-"resnet50 mobilenet_v2 convnext_base vit_base_patch16_224"}
-fi
+MODELS=${MODELS:-"resnet50 mobilenet_v2 convnext_base vit_base_patch16_224"}
 LOSSES=${LOSSES:-"ce focal wce cb bs seql ldam"}
 TRAIN_SETS=${TRAIN_SETS:-"balanced long_tailed"}
 
@@ -24,7 +21,7 @@ if [ ! -f "$DATA/cifar-100-python/train" ]; then
   if [ "$PRESET" = smoke ]; then
     DATA=data/synthetic
     [ -f "$DATA/cifar-100-python/train" ] || \
-      $PY -m common.data.synthetic --dataset cifar100 --out "$DATA" --train-per-class 25 --test-per-class 5
+      $PY -m common.data.synthetic --dataset cifar100 --out "$DATA" --train-per-class 5 --test-per-class 1
     echo "real CIFAR-100 not found: smoke run on synthetic CIFAR-100 in $DATA"
   else
     echo "CIFAR-100 not found in $DATA/cifar-100-python: set LTREPRO_DATA to the folder that holds it" >&2
@@ -32,6 +29,10 @@ if [ ! -f "$DATA/cifar-100-python/train" ]; then
   fi
 fi
 
+if [ -n "${PLAN:-}" ]; then
+  exec $PY -m thesis_cifar100lt.grid --preset "$PRESET" --data "$DATA" --plan \
+    --models $MODELS --losses $LOSSES --train-sets $TRAIN_SETS
+fi
 $PY -m thesis_cifar100lt.grid --preset "$PRESET" --data "$DATA" \
   --models $MODELS --losses $LOSSES --train-sets $TRAIN_SETS
 $PY -m thesis_cifar100lt.report --preset "$PRESET"

@@ -67,19 +67,21 @@ def select_classes(labels, class_ids) -> tuple[np.ndarray, np.ndarray]:
 
 
 def thesis_split(labels, num_classes: int = 100, train_per_class: int = 450,
-                 test_per_class: int = 50, imb_factor: float = 0.01, seed: int = 42) -> dict:
+                 test_per_class: int = 50, imb_factor: float = 0.01, seed: int = 42,
+                 lt_train_min: int = 0) -> dict:
     """The thesis's split of the CIFAR-100 *train* set (seed 001, section 3.2.3, A.1).
 
     Per class (class order, one ``default_rng(seed)`` stream): a random permutation of the
     class's images, the first ``train_per_class`` for training, the next ``test_per_class``
     for testing. Long-tailed train and test sets then keep, per class, the first
     ``longtail_counts(...)`` images of those lists, with the same class order (class 0 most
-    frequent); the test profile is floored at one image per class. Returns index arrays
+    frequent); the test profile is floored at one image per class (the training profile at
+    ``lt_train_min``, 0 as in the thesis; tiny smoke splits need 1). Returns index arrays
     into ``labels``: ``train``, ``test``, ``lt_train``, ``lt_test``, plus the two count lists.
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    lt_train_counts = longtail_counts(train_per_class, num_classes, imb_factor)
+    lt_train_counts = longtail_counts(train_per_class, num_classes, imb_factor, min_count=lt_train_min)
     lt_test_counts = longtail_counts(test_per_class, num_classes, imb_factor, min_count=1)
     parts = {"train": [], "test": [], "lt_train": [], "lt_test": []}
     for cls in range(num_classes):

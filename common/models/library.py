@@ -124,11 +124,13 @@ def build_torchvision(name: str, num_classes: int, pretrained: bool = False, wei
     return BackboneClassifier(net, classifier, head.in_features)
 
 
-def build_timm(name: str, num_classes: int, pretrained: bool = False, weights=None) -> BackboneClassifier:
+def build_timm(name: str, num_classes: int, pretrained: bool = False, weights=None, **kwargs) -> BackboneClassifier:
+    """``kwargs`` go to ``timm.create_model`` (e.g. ``dynamic_img_size=True`` for ViT inputs
+    other than 224 px)."""
     import timm
 
     try:
-        net = timm.create_model(name, pretrained=pretrained)
+        net = timm.create_model(name, pretrained=pretrained, **kwargs)
     except Exception as err:
         if pretrained:
             raise _unavailable(name, err) from err

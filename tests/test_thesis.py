@@ -1,0 +1,101 @@
+"""Seed 001 (thesis): the grid, the offline check, the plan, and the tables from fake records."""
+import json
+
+import pytest
+import torch
+
+from common.models import PretrainedWeightsUnavailable, build_model
+from thesis_cifar100lt import grid as thesis_grid
+from thesis_cifar100lt import report as thesis_report
+
+
+def test_grid_has_56_distinct_runs():
+    runs = list(thesis_grid.grid())
+    assert len(runs) == 56 and len({name for name, _ in runs}) == 56
+    combos = {(o["model"]["name"], o["loss"]["name"], o["data"]["train_set"]) for _, o in runs}
+    assert len(combos) == 56
+
+
+def test_paper_preset_is_the_thesis_protocol():
+    cfg = thesis_grid.config("paper", dict(thesis_grid.grid())["resnet50__ce__long_tailed"])
+    t = cfg["train"]
+    assert (t["optimizer"], t["lr"], t["batch_size"], t["epochs"], t["step_size"], t["gamma"]) == ("adam", 0.001, 128, 90, 30, 0.1)
+    assert t["size"] == 224 and t["resize_first"] and t["select_best"] and cfg["model"]["pretrained"]
+    assert cfg["data"]["split"] == "thesis" and cfg["data"]["split_seed"] == 42 and cfg["data"]["imb_factor"] == 0.01
+
+
+@pytest.mark.parametrize("name", ["convnext_base", "vit_base_patch16_224"])
+def test_large_models_split_into_features_and_classifier(name):
+    torch.manual_seed(0)
+    model = build_model(name, 100, **thesis_grid.MODEL_KWARGS.get(name, {})).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model.classifier(model.forward_features(x)), model(x), atol=1e-5)
+
+
+def test_offline_preflight_stops_before_training_and_names_weights(monkeypatch):
+    def offline(name, *args, **kwargs):
+        raise PretrainedWeightsUnavailable(f"could not get pretrained weights for {name} ... expected in cache: X")
+
+    monkeypatch.setattr(thesis_grid, "build_model", offline)
+    with pytest.raises(SystemExit) as stop:
+        thesis_grid.preflight_weights("paper", ["resnet50", "vit_base_patch16_224"])
+    msg = str(stop.value)
+    assert "resnet50" in msg and "vit_base_patch16_224" in msg and "fetch_weights" in msg and "nothing was trained" in msg
+    thesis_grid.preflight_weights("smoke", ["resnet50"])   # random init: nothing to check
+
+
+def test_grid_runs_and_skips_finished(tiny_root, tmp_path, capsys):
+    args = ["--preset", "smoke", "--data", str(tiny_root), "--out", str(tmp_path), "--models", "mobilenet_v2",
+            "--losses", "bs", "--train-sets", "long_tailed"]
+    thesis_grid.main(args)
+    rec = json.loads((tmp_path / "smoke" / "mobilenet_v2__bs__long_tailed" / "record.json").read_text())
+    assert set(rec["metrics"]) == {"balanced", "long_tailed"}
+    assert {"head", "middle", "tail"} <= set(rec["metrics"]["long_tailed"])
+    thesis_grid.main(args)
+    assert "skip" in capsys.readouterr().out
+
+
+def test_plan_lists_runs_with_estimate(capsys):
+    thesis_grid.plan("smoke", list(thesis_grid.grid(["mobilenet_v2"], ["ce"], ["balanced"])), torch.device("cpu"))
+    out = capsys.readouterr().out
+    assert "mobilenet_v2__ce__balanced" in out and "images/s" in out and "total ~" in out
+
+
+def _fake_record(model, loss, train_set, acc):
+    """A clearly fake record, for the table code only."""
+    m = {"accuracy": acc / 100}
+    return {"config": {"model": {"name": model}, "loss": {"name": loss}, "data": {"train_set": train_set}},
+            "metrics": {"balanced": dict(m), "long_tailed": {**m, "head": acc / 100, "middle": acc / 200, "tail": 0.0}},
+            "preset": "fake", "epochs": 0, "data": "FAKE test record", "environment": {"device": "none"},
+            "finished": "2000-01-01T00:00:00"}
+
+
+def test_tables_from_fake_records(tmp_path):
+    runs = tmp_path / "runs" / "fake"
+    fakes = [("resnet50", "ce", "long_tailed", 50.0), ("resnet50", "bs", "long_tailed", 70.0),
+             ("resnet50", "ce", "balanced", 60.0), ("resnet50", "bs", "balanced", 64.0),
+             ("convnext_base", "ce", "long_tailed", 80.0)]
+    for model, loss, train_set, acc in fakes:
+        d = runs / f"{model}__{loss}__{train_set}"
+        d.mkdir(parents=True)
+        (d / "record.json").write_text(json.dumps(_fake_record(model, loss, train_set, acc)))
+    thesis_report.main(["--preset", "fake", "--results", str(tmp_path)])
+    out = tmp_path / "fake"
+    import pandas as pd
+    paper = pd.read_csv("thesis_cifar100lt/paper_numbers.csv", dtype={"table": str})
+    paper_bs = paper[(paper.table == "4.2") & (paper.row == "bs") & (paper.column == "long_tailed")].value.item()
+    t42 = pd.read_csv(out / "table_4_2.csv", index_col=0)
+    assert float(t42.loc["bs", "long_tailed_paper"]) == pytest.approx(paper_bs)
+    assert float(t42.loc["bs", "long_tailed_diff"]) == pytest.approx(70.0 - paper_bs, abs=0.006)
+    assert t42.loc["ce", "long_tailed_ours"] == "50.00" and t42.loc["seql", "long_tailed_ours"] == "–"
+    t49 = pd.read_csv(out / "table_4_9.csv", index_col=0)
+    assert t49.loc["resnet50", "thesis_result_ours"] == "64.00"          # best balanced after balanced training
+    t410 = pd.read_csv(out / "table_4_10.csv", index_col=0)
+    assert t410.loc["resnet50", "long_tailed_mean_ours"] == "60.00"      # mean of 50 and 70
+    assert t410.loc["resnet50", "long_tailed_std_ours"] == "10.00"       # population std
+    t411 = pd.read_csv(out / "table_4_11.csv", index_col=0)
+    assert t411.loc["ce", "long_tailed_mean_ours"] == "65.00"            # resnet50 50, convnext 80
+    for fig in ("4_1", "4_2", "4_3", "4_4", "4_5", "4_6"):
+        assert (out / f"figure_{fig}.png").stat().st_size > 0
+    assert "FAKE test record" in (out / "table_4_2.md").read_text()
