@@ -163,6 +163,33 @@ def _set_train_mode(model: nn.Module, classifier_only: bool) -> None:
         model.train()
 
 
+def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress) -> tuple[float, int]:
+    """One pass over ``loader``; returns the mean training loss and the number of images."""
+    seen, total = 0, torch.zeros((), device=device)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
+    for batch, (images, labels, indices) in enumerate(bar):
+        with autocast(device, cfg.amp):
+            loss = step(model, images, labels, indices, epoch)
+        # a host sync per step is cheap on CPU; on CUDA look every 25 steps and at the end
+        if (device.type != "cuda" or batch % 25 == 0) and not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss became {loss.item()} at epoch {epoch + 1}, batch {batch + 1} "
+                f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate or check the "
+                f"loss inputs. Last good checkpoint: {last if last.exists() else 'none'}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().float() * len(labels)
+        seen += len(labels)
+        if batch % 25 == 0:
+            bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+    mean = total.item() / max(seen, 1)
+    if not math.isfinite(mean):
+        raise NonFiniteLossError(f"mean loss of epoch {epoch + 1} is {mean}; lower the learning rate "
+                                 f"or check the loss inputs. Last good checkpoint: {last}")
+    return mean, seen
+
+
 def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         validate: Callable | None = None, classifier_only: bool = False,
         epoch_hooks: tuple = (), progress: bool = True, log_name: str = "log.jsonl") -> list[dict]:
@@ -203,30 +230,9 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         _set_train_mode(model, classifier_only)
-        t0, seen = time.time(), 0
-        total = torch.zeros((), device=device)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
-        for batch, (images, labels, indices) in enumerate(bar):
-            with autocast(device, cfg.amp):
-                loss = step(model, images, labels, indices, epoch)
-            # a host sync per step is cheap on CPU; on CUDA look every 25 steps
-            if (device.type != "cuda" or batch % 25 == 0) and not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, batch {batch + 1} "
-                    f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate or check the "
-                    f"loss inputs. Last good checkpoint: {last if last.exists() else 'none'}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach().float() * len(labels)
-            seen += len(labels)
-            if batch % 25 == 0:
-                bar.set_postfix(loss=f"{total.item() / seen:.4f}")
-        total = total.item()
-        if not math.isfinite(total):
-            raise NonFiniteLossError(f"mean loss of epoch {epoch + 1} is {total}; lower the learning rate "
-                                     f"or check the loss inputs. Last good checkpoint: {last}")
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": total / max(seen, 1),
+        t0 = time.time()
+        mean_loss, seen = _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress)
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": mean_loss,
                "images_per_s": seen / max(time.time() - t0, 1e-9)}
         is_last = epoch + 1 == cfg.epochs
         if validate is not None and ((epoch + 1) % cfg.eval_every == 0 or is_last):
@@ -235,12 +241,12 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
                 best_acc = row["val_accuracy"]
                 _save_atomic({"model": model.state_dict(), "epoch": epoch}, best_path)
         history.append(row)
+        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                      "best_acc": best_acc, "history": history, "rng": _rng_state()}, last)
         with open(out_dir / log_name, "a") as f:
             f.write(json.dumps(row) + "\n")
         if progress:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                      "best_acc": best_acc, "history": history, "rng": _rng_state()}, last)
 
     if cfg.select_best and best_path.exists():
         model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True)["model"])

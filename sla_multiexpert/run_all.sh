@@ -3,13 +3,7 @@
 #   PRESET=smoke|cpu_hour|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR   folder holding cifar-10-batches-py/ and cifar-100-python/ (default ./data)
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
-if [ -z "${PRESET:-}" ]; then
-  PRESET=$($PY -c "import torch; print('paper' if torch.cuda.is_available() else 'smoke')")
-  echo "PRESET not set: using $PRESET"
-fi
+source "$(dirname "$0")/../common/run_all_env.sh"
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then
   DATA=data/synthetic_sla      # smoke always uses tiny synthetic data: minutes, not hours

@@ -5,13 +5,7 @@
 #   MODELS="resnet50 ..."  LOSSES="ce focal ..."  TRAIN_SETS="balanced long_tailed"
 #   PLAN=1                    list the runs with a time estimate from a short probe; train nothing
 # Finished runs (record.json present) are skipped; interrupted ones resume.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
-if [ -z "${PRESET:-}" ]; then
-  PRESET=$($PY -c "import torch; print('paper' if torch.cuda.is_available() else 'smoke')")
-  echo "PRESET not set: using $PRESET"
-fi
+source "$(dirname "$0")/../common/run_all_env.sh"
 DATA=${LTREPRO_DATA:-data}
 MODELS=${MODELS:-"resnet50 mobilenet_v2 convnext_base vit_base_patch16_224"}
 LOSSES=${LOSSES:-"ce focal wce cb bs seql ldam"}
