@@ -214,7 +214,7 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     last, best_path = out_dir / "last.pt", out_dir / "best.pt"
     start, best_acc, history = 0, -1.0, []
     if last.exists():
-        ckpt = torch.load(last, map_location=device, weights_only=False)
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, best_acc, history = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["history"]
@@ -249,7 +249,7 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
     if cfg.select_best and best_path.exists():
-        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=True)["model"])
+        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["model"])
     return history
 
 

@@ -179,7 +179,7 @@ def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bo
     ecfg = cfg.get("eval", {})
     metrics = {}
     for name, (x, y) in tests.items():
-        probs = predict(model, x, test_tf, eval_bs, tcfg.amp)
+        probs = predict(model, x, test_tf, eval_bs, amp=False)  # fp32: ECE and ties need exact logits
         metrics[name] = evaluate_predictions(probs, y, ds["group_counts"], ecfg.get("groups", ["shot"]),
                                              ecfg.get("n_bins", 15))
     record_cfg = {k: v for k, v in cfg.items() if k != "preset"}

@@ -63,6 +63,17 @@ def main(argv=None):
         df = comparison_table(paper, ours, table, rows)
         write_table(df, out / f"table_{table}", f"{title} [{args.preset}]", _notes(args.preset, ours, table))
 
+    summary = pd.DataFrame(
+        [{"run": Path(r["run_dir"]).name, **{k: round(100 * r["metrics"]["test"][k], 2)
+                                            for k in ("accuracy", "many", "medium", "few", "ece")},
+          "epochs": r["epochs"], "data": r["data"]} for r in records]).set_index("run") if records else pd.DataFrame()
+    if len(summary):
+        summary.index.name = "run"
+        write_table(summary.astype(object).fillna("–"), out / "runs_summary",
+                    f"Every run of the {args.preset} preset: top-1, many / medium / few, ECE (%)",
+                    _notes(args.preset, ours, "2") + ["many > 100, medium 20-100, few < 20 training images; "
+                                                       "'–' where a group has no class"])
+
     # Figure 6 has no numbers in the paper's text: ours only
     fig6 = ours[ours["table"] == "fig6"]
     if len(fig6):

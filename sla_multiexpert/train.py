@@ -28,7 +28,7 @@ def build_step(ctx: RunContext):
     weighting = method.get("weighting", "sla")
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown stage-2 weighting {weighting!r}; expected one of {WEIGHTINGS}")
-    switch = (round(method["switch_fraction"] * ctx.train_cfg.epochs) if method.get("switch_fraction")
+    switch = (int(method["switch_fraction"] * ctx.train_cfg.epochs) if method.get("switch_fraction")
               else method["switch_epoch"])             # Table 1 switches at 9/10 of training
     alpha = method.get("mixup_alpha", 0.2)
     gamma, tau = method.get("gamma", 1.0), method.get("tau", 1.0)

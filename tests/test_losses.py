@@ -113,3 +113,12 @@ def test_every_registered_loss_backpropagates():
         loss = build_loss(name, [40, 10, 5, 2])(z, torch.randint(0, 4, (8,)))
         loss.backward()
         assert loss.ndim == 0 and torch.isfinite(loss) and torch.isfinite(z.grad).all(), name
+
+
+def test_drw_keeps_the_loss_own_weight_before_start():
+    loss = build_loss("wce", [100, 10, 1], drw=True, drw_epoch=5)
+    own = loss.loss.weight.clone()
+    loss.set_epoch(0)
+    assert torch.equal(loss.loss.weight, own)
+    loss.set_epoch(5)
+    assert torch.allclose(loss.loss.weight, class_weights([100, 10, 1], "ens", 0.9999))

@@ -233,12 +233,13 @@ def build_augment(name: str = "standard", mean=CIFAR10_MEAN, std=CIFAR10_STD,
     spatial = _SPATIAL[name]
 
     def augment(x: torch.Tensor) -> torch.Tensor:
-        if size is not None and resize_first:
-            x = spatial(resize(x, size))
-        else:
-            x = spatial(x)
-            if size is not None:
-                x = resize(x, size)
-        return normalize(to_float(x), mean, std)
+        with torch.autocast(device_type=x.device.type, enabled=False):  # augment in full precision
+            if size is not None and resize_first:  # resized images stay uint8, as PIL's Resize gives
+                x = spatial(resize(x, size).mul(255).round_().clamp_(0, 255).to(torch.uint8))
+            else:
+                x = spatial(x)
+                if size is not None:
+                    x = resize(x, size)
+            return normalize(to_float(x), mean, std)
 
     return augment

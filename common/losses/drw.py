@@ -16,12 +16,13 @@ class DeferredReweighting(nn.Module):
     def __init__(self, loss: nn.Module, start_epoch: int = 160, beta: float = 0.9999, scheme: str = "ens"):
         super().__init__()
         self.loss, self.start_epoch, self.beta, self.scheme = loss, start_epoch, beta, scheme
+        self.base_weight = loss.weight   # the loss's own weight, used before start_epoch
         self.active = False
 
     def set_epoch(self, epoch: int) -> None:
         self.active = epoch >= self.start_epoch
         self.loss.weight = (class_weights(self.loss.counts.cpu(), self.scheme, self.beta).to(self.loss.counts.device)
-                            if self.active else None)
+                            if self.active else self.base_weight)
 
     def forward(self, logits, targets):
         return self.loss(logits, targets)
