@@ -13,6 +13,8 @@ if [ "$PRESET" = smoke ]; then
       --train-per-class 8 --test-per-class 2
   done
   echo "smoke: synthetic CIFAR-10/100 in $DATA"
+else
+  $PY -m common.data.fetch --root "$DATA" cifar10 cifar100   # downloads what is missing, if it can
 fi
 $PY -m sla_multiexpert.grid --preset "$PRESET" --data "$DATA"
 $PY -m sla_multiexpert.report --preset "$PRESET"

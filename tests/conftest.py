@@ -9,22 +9,23 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LTREPRO_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def _synthetic(tmp_path_factory, name, cifar10_sizes, cifar100_sizes, seed):
+    root = tmp_path_factory.mktemp(name)
+    write_synthetic_cifar("cifar10", root, *cifar10_sizes, seed=seed)
+    write_synthetic_cifar("cifar100", root, *cifar100_sizes, seed=seed)
+    return root
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
     """Small synthetic CIFAR-10 and CIFAR-100 in the official on-disk format."""
-    root = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_cifar("cifar10", root, train_per_class=120, test_per_class=30, seed=1)
-    write_synthetic_cifar("cifar100", root, train_per_class=60, test_per_class=10, seed=1)
-    return root
+    return _synthetic(tmp_path_factory, "synthetic", (120, 30), (60, 10), seed=1)
 
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory):
     """Very small synthetic CIFAR-10 / -100 for end-to-end runs of the heavier models."""
-    root = tmp_path_factory.mktemp("tiny")
-    write_synthetic_cifar("cifar10", root, train_per_class=16, test_per_class=3, seed=2)
-    write_synthetic_cifar("cifar100", root, train_per_class=6, test_per_class=1, seed=2)
-    return root
+    return _synthetic(tmp_path_factory, "tiny", (16, 3), (6, 1), seed=2)
 
 
 @pytest.fixture(scope="session")

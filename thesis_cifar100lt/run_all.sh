@@ -18,8 +18,8 @@ if [ ! -f "$DATA/cifar-100-python/train" ]; then
       $PY -m common.data.synthetic --dataset cifar100 --out "$DATA" --train-per-class 5 --test-per-class 1
     echo "real CIFAR-100 not found: smoke run on synthetic CIFAR-100 in $DATA"
   else
-    echo "CIFAR-100 not found in $DATA/cifar-100-python: set LTREPRO_DATA to the folder that holds it" >&2
-    exit 1
+    echo "CIFAR-100 not found in $DATA/cifar-100-python: downloading it there (torchvision)"
+    $PY -m common.data.fetch --root "$DATA" cifar100
   fi
 fi
 
