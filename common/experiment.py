@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ def build_datasets(dcfg: dict, root) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def data_provenance(name: str, root) -> str:
     if is_synthetic(name, root):
         return f"synthetic {name} (official format, not real images)"

@@ -19,8 +19,7 @@ def target_cosine(features, classifier_weight, targets):
 def sla_weights(adjusted_logits, targets, cos_y, cos_star, gamma: float, tau: float):
     """``(1 - p_y) ** gamma * exp(tau * cos_star[y] - tau * cos_y)`` (Eq. 12 / 17), with ``p_y``
     the logit-adjusted probability of the true class (Eq. 9)."""
-    p_y = F.softmax(adjusted_logits.float(), dim=1).gather(1, targets[:, None]).squeeze(1)
-    return (1 - p_y).pow(gamma) * torch.exp(tau * (cos_star[targets] - cos_y))
+    return focal_weights(adjusted_logits, targets, gamma) * torch.exp(tau * (cos_star[targets] - cos_y))
 
 
 class BenchmarkCosines:

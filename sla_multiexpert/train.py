@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from common.data import mixup
+from common.data import mixup, mixup_loss
 from common.experiment import RunContext
 
 from . import model as _model  # noqa: F401  (registers multi_expert_resnet32)
@@ -53,13 +53,9 @@ def build_step(ctx: RunContext):
     def step(model, images, labels, indices, epoch):
         views = [augment(images) for augment in augments]
         if epoch < switch and alpha > 0:
-            lam = float(torch.distributions.Beta(alpha, alpha).sample())
-            perm = torch.randperm(len(labels), device=labels.device)
-            views = [lam * v + (1 - lam) * v[perm] for v in views]
+            views, y_a, y_b, lam = mixup(views, labels, alpha)
             logits, _ = model.expert_outputs(views)
-            adjusted = logits.float() + offset
-            return sum(lam * F.cross_entropy(a, labels) + (1 - lam) * F.cross_entropy(a, labels[perm])
-                       for a in adjusted)
+            return sum(mixup_loss(F.cross_entropy, a, y_a, y_b, lam) for a in logits.float() + offset)
         logits, feats = model.expert_outputs(views)
         adjusted = logits.float() + offset
         weights = stage2_weights(adjusted, logits, feats, labels) if epoch >= switch else None

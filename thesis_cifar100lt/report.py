@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from common.engine import read_records
-from common.report import (budget_label, comparison_table, load_paper_numbers, ours_frame, plot_paper_vs_ours,
+from common.report import (_pyplot, budget_label, comparison_table, load_paper_numbers, ours_frame, plot_paper_vs_ours,
                            write_table)
 
 HERE = Path(__file__).parent
@@ -67,15 +67,6 @@ def derived_tables(frame: pd.DataFrame, label: str = "") -> pd.DataFrame:
             cells.append((table, row, f"{column}_mean", sub["value"].mean()))
             cells.append((table, row, f"{column}_std", sub["value"].std(ddof=0)))
     return ours_frame([{"table": t, "row": r, "column": c, "value": v, "label": label} for t, r, c, v in cells])
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _summary_figure(paper, ours, table, rows, path, title):

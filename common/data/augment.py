@@ -199,12 +199,14 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - mean) / std
 
 
-def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float):
+def mixup(x, y: torch.Tensor, alpha: float):
     """Mixup (Zhang et al. 2018): ``lam ~ Beta(alpha, alpha)``, one ``lam`` per batch, mixed with
-    a random permutation of the batch. Returns ``(mixed_x, y, y[perm], lam)``."""
+    a random permutation of the batch. ``x`` may be a list of views of the same batch, all mixed
+    with the same ``lam`` and permutation. Returns ``(mixed_x, y, y[perm], lam)``."""
     lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
-    perm = torch.randperm(x.shape[0], device=x.device)
-    return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+    perm = torch.randperm(len(y), device=y.device)
+    mixed = [lam * v + (1 - lam) * v[perm] for v in x] if isinstance(x, (list, tuple)) else lam * x + (1 - lam) * x[perm]
+    return mixed, y, y[perm], lam
 
 
 def mixup_loss(loss_fn, logits, y_a, y_b, lam: float):

@@ -151,4 +151,3 @@ def load_cifar(name: str, root=None, train: bool = True, download: bool = False)
     if len(images) != len(labels) or labels.min() < 0 or labels.max() >= layout.num_classes:
         raise CifarNotFoundError(_missing_message(name, folder, files, "inconsistent labels"))
     return images, labels, classes
-

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import ClassCountLoss
+from .focal import softmax_focal
 from .weights import class_weights
 
 
@@ -47,8 +48,7 @@ class ClassBalancedFocal(ClassCountLoss):
     def forward(self, logits, targets):
         logits = logits.float()
         if self.variant == "softmax":
-            log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)
-            return self.mean_over_batch(-torch.pow(1 - log_p.exp(), self.gamma) * log_p, targets)
+            return self.mean_over_batch(softmax_focal(logits, targets, self.gamma), targets)
         onehot = F.one_hot(targets, logits.shape[1]).float()
         bce = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none")
         signed = torch.where(onehot > 0, logits, -logits)          # z_t: p_t = sigmoid(z_t)

@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from .base import ClassCountLoss
 
 
+def softmax_focal(logits, targets, gamma: float):
+    """Per-sample ``(1 - p_y) ** gamma * (-log p_y)`` with ``p_y`` the softmax probability."""
+    log_p = F.log_softmax(logits.float(), dim=1).gather(1, targets[:, None]).squeeze(1)
+    return -torch.pow(1 - log_p.exp(), gamma) * log_p
+
+
 class FocalLoss(ClassCountLoss):
     """``w_y (1 - p_y) ** gamma * (-log p_y)``, averaged over the batch.
 
@@ -21,6 +27,4 @@ class FocalLoss(ClassCountLoss):
         self.gamma = gamma
 
     def forward(self, logits, targets):
-        log_p = F.log_softmax(logits.float(), dim=1).gather(1, targets[:, None]).squeeze(1)
-        per_sample = -torch.pow(1 - log_p.exp(), self.gamma) * log_p
-        return self.mean_over_batch(per_sample, targets)
+        return self.mean_over_batch(softmax_focal(logits, targets, self.gamma), targets)

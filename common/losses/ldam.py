@@ -1,7 +1,6 @@
 """LDAM loss (Cao et al. 2019)."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from .base import ClassCountLoss
