@@ -55,6 +55,21 @@ def load_config(path, preset: str | None = None, overrides: dict | None = None) 
     return cfg
 
 
+def parse_overrides(items) -> dict:
+    """``["train.epochs=5", "model.pretrained=false"]`` -> nested dict; values are parsed as YAML."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not SECTION.KEY=VALUE")
+        node = overrides
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return overrides
+
+
 def build_datasets(dcfg: dict, root) -> dict:
     """Train images / labels / class counts, the test sets, and the validation set if any.
 
@@ -203,15 +218,7 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value, e.g. --set train.epochs=5 (value parsed as YAML)")
     args = parser.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        node = overrides
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
-    cfg = load_config(args.config, args.preset, overrides)
+    cfg = load_config(args.config, args.preset, parse_overrides(args.set))
     try:
         rec = run_experiment(cfg, args.out, args.data, args.device)
     except D.CifarNotFoundError as err:

@@ -9,7 +9,6 @@ between augmentation and the model.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
@@ -17,16 +16,13 @@ import torch.nn.functional as F
 from common.data import CIFAR10_MEAN, CIFAR10_STD, build_augment
 from common.engine import autocast, default_device
 from common.models import build_model
+from common.profiling import seconds_per_call
 
 from . import model as _model  # noqa: F401
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def measure(name, device, batch_size, batches, warmup=3):
+    """(training images/s, share of the step spent augmenting) for one model."""
     torch.manual_seed(0)
     experts = name == "multi_expert_resnet32"
     model = build_model(name, 100).to(device)
@@ -36,15 +32,13 @@ def measure(name, device, batch_size, batches, warmup=3):
     augs = [build_augment(a, CIFAR10_MEAN, CIFAR10_STD) for a in (("weak", "medium", "strong") if experts else ("weak",))]
     images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 100, (batch_size,), device=device)
-    aug_time = total = 0.0
-    for i in range(warmup + batches):
-        _sync(device)
-        t0 = time.perf_counter()
+
+    def augment():
         views = [a(images) for a in augs]
-        if device.type == "cuda":
-            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-        _sync(device)
-        t1 = time.perf_counter()
+        return [v.contiguous(memory_format=torch.channels_last) for v in views] if device.type == "cuda" else views
+
+    def train_step():
+        views = augment()
         with autocast(device, True):
             if experts:
                 logits, _ = model.expert_outputs(views)
@@ -54,11 +48,9 @@ def measure(name, device, batch_size, batches, warmup=3):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
-        if i >= warmup:
-            aug_time += t1 - t0
-            total += time.perf_counter() - t0
-    return batch_size * batches / total, aug_time / total
+
+    step_s = seconds_per_call(train_step, device, batches, warmup)
+    return batch_size / step_s, seconds_per_call(augment, device, batches, warmup) / step_s
 
 
 def main(argv=None):
@@ -73,7 +65,7 @@ def main(argv=None):
     for name, what in (("resnet32", "plain ResNet-32, crop + flip"),
                        ("multi_expert_resnet32", "multi-expert ResNet-32, weak + medium + strong views")):
         ips, aug_share = measure(name, device, args.batch_size, args.batches)
-        print(f"{what:55s} {ips:9.0f} images/s  (augmentation {100 * aug_share:.0f}% of the step)")
+        print(f"{what:55s} {ips:9.0f} images/s  (augmentation {100 * aug_share:.1f}% of the step)")
 
 
 if __name__ == "__main__":

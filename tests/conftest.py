@@ -33,3 +33,33 @@ def real_cifar10_root():
     if not (SHARED_DATA / "cifar-10-batches-py" / "data_batch_1").is_file():
         pytest.skip(f"reconstructed CIFAR-10 not found under {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def offline_weight_caches(tmp_path, monkeypatch):
+    """Empty torch hub and Hugging Face caches in tmp_path, Hugging Face offline.
+    Returns ``put(name, state_dict)``, which stores a checkpoint where ``pretrained_source``
+    says ``pretrained=True`` looks for it (made-up weights, for tests only)."""
+    import torch
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    from common.models import pretrained_source
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch_hub"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    def put(name, state_dict):
+        src = pretrained_source(name)
+        target = Path(src["cache_file"])
+        if src["library"] == "torchvision":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state_dict, target)
+        else:  # the hub's layout: refs/main names the snapshot that holds the file
+            commit = "0" * 40
+            (target / "refs").mkdir(parents=True, exist_ok=True)
+            (target / "refs" / "main").write_text(commit)
+            (target / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+            save_file(state_dict, target / "snapshots" / commit / "model.safetensors")
+    return put

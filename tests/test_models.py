@@ -52,6 +52,23 @@ def test_pretrained_offline_fails_with_clear_message(monkeypatch):
     assert library.pretrained_source("vit_base_patch16_224")["library"] == "timm"
 
 
+def test_pretrained_weights_load_offline_from_the_cache_paths_we_name(offline_weight_caches):
+    """What the offline message tells users to put in place is what pretrained=True loads."""
+    import timm
+    import torchvision
+
+    torch.manual_seed(0)
+    tv, tm = torchvision.models.mobilenet_v2(), timm.create_model("efficientnet_b0")
+    offline_weight_caches("mobilenet_v2", tv.state_dict())
+    offline_weight_caches("efficientnet_b0", tm.state_dict())
+    model = build_model("mobilenet_v2", 10, pretrained=True)
+    assert torch.equal(model.backbone.features[0][0].weight, tv.features[0][0].weight)
+    model = build_model("efficientnet_b0", 10, pretrained=True)
+    assert torch.equal(model.backbone.conv_stem.weight, tm.conv_stem.weight)
+    with pytest.raises(PretrainedWeightsUnavailable, match="models--timm--efficientnet_b1"):
+        build_model("efficientnet_b1", 10, pretrained=True)  # not in the cache, hub offline
+
+
 def test_freeze_backbone_leaves_only_classifier_trainable():
     model = build_model("resnet32", 10)
     freeze_backbone(model)

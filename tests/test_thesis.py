@@ -56,10 +56,31 @@ def test_grid_runs_and_skips_finished(tiny_root, tmp_path, capsys):
     assert "skip" in capsys.readouterr().out
 
 
+def test_paper_preset_end_to_end_with_cached_weights(tiny_root, tmp_path, offline_weight_caches):
+    """The paper path (pretrained weights from the cache, 224 px, Adam, best checkpoint) on tiny
+    synthetic data: only the split sizes and the epoch count are cut."""
+    import torchvision
+
+    torch.manual_seed(0)
+    offline_weight_caches("mobilenet_v2", torchvision.models.mobilenet_v2().state_dict())
+    tiny = ["--set", "data.train_per_class=4", "--set", "data.test_per_class=1", "--set", "data.imb_factor=0.1",
+            "--set", "data.min_count=1", "--set", "train.epochs=1", "--set", "train.batch_size=64"]
+    base = ["--preset", "paper", "--data", str(tiny_root), "--models", "mobilenet_v2", "--losses", "ldam",
+            "--train-sets", "long_tailed", *tiny]
+    with pytest.raises(SystemExit):   # overrides never write into the preset's own results
+        thesis_grid.main(base)
+    thesis_grid.main([*base, "--out", str(tmp_path)])
+    rec = json.loads((tmp_path / "paper" / "mobilenet_v2__ldam__long_tailed" / "record.json").read_text())
+    cfg = rec["config"]
+    assert cfg["model"]["pretrained"] and cfg["train"]["size"] == 224 and cfg["train"]["optimizer"] == "adam"
+    assert cfg["train"]["epochs"] == 1 and rec["epochs"] == 1
+    assert {"balanced", "long_tailed"} == set(rec["metrics"])
+
+
 def test_plan_lists_runs_with_estimate(capsys):
     thesis_grid.plan("smoke", list(thesis_grid.grid(["mobilenet_v2"], ["ce"], ["balanced"])), torch.device("cpu"))
     out = capsys.readouterr().out
-    assert "mobilenet_v2__ce__balanced" in out and "images/s" in out and "total ~" in out
+    assert "mobilenet_v2__ce__balanced" in out and "images/s" in out and "total ~" in out and "PFLOP" in out
 
 
 def _fake_record(model, loss, train_set, acc):

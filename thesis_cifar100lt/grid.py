@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,10 @@ import torch
 
 from common.data import build_augment, thesis_split
 from common.engine import TrainConfig, autocast, default_device
-from common.experiment import NORMALISATION, load_config, run_experiment
+from common.experiment import NORMALISATION, deep_merge, load_config, parse_overrides, run_experiment
 from common.losses import build_loss
 from common.models import PretrainedWeightsUnavailable, build_model
+from common.profiling import forward_flops, seconds_per_call
 
 HERE = Path(__file__).parent
 MODELS = ["resnet50", "mobilenet_v2", "convnext_base", "vit_base_patch16_224"]
@@ -44,9 +44,9 @@ def config(preset: str, overrides: dict) -> dict:
     return load_config(HERE / "configs" / "base.yaml", preset, overrides)
 
 
-def preflight_weights(preset: str, models) -> None:
+def preflight_weights(preset: str, models, overrides: dict | None = None) -> None:
     """Build each model with its pretrained weights now; on failure name every missing file."""
-    if not config(preset, {})["model"].get("pretrained"):
+    if not config(preset, overrides or {})["model"].get("pretrained"):
         return
     problems = []
     for model in models:
@@ -70,27 +70,14 @@ def _split_sizes(cfg: dict) -> dict:
             "eval": 10000 + len(split["test"]) + len(split["lt_test"])}
 
 
-def probe_throughput(model_name: str, cfg: dict, device, steps: int = 3) -> tuple[float, float]:
+def probe_throughput(model, cfg: dict, device, steps: int = 3) -> tuple[float, float]:
     """(train, eval) images/s of a few real steps at the preset's resolution and batch size."""
     tcfg = TrainConfig.from_dict(cfg["train"])
-    size = cfg["train"].get("size") or 32
-    model = build_model(model_name, 100, **MODEL_KWARGS.get(model_name, {})).to(device)
     loss_fn = build_loss("ce", [1] * 100).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    augment = build_augment("standard", *NORMALISATION["ldam"], size=size, resize_first=True)
+    augment = build_augment("standard", *NORMALISATION["ldam"], size=cfg["train"].get("size"), resize_first=True)
     x = torch.randint(0, 256, (tcfg.batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
     y = torch.randint(0, 100, (tcfg.batch_size,), device=device)
-
-    def timed(fn):
-        fn()                                   # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return steps * tcfg.batch_size / (time.perf_counter() - t0)
 
     def train_step():
         with autocast(device, tcfg.amp):
@@ -104,26 +91,37 @@ def probe_throughput(model_name: str, cfg: dict, device, steps: int = 3) -> tupl
             model(augment(x))
 
     model.train()
-    train_ips = timed(train_step)
+    train_ips = tcfg.batch_size / seconds_per_call(train_step, device, steps)
     model.eval()
-    return train_ips, timed(eval_step)
+    return train_ips, tcfg.batch_size / seconds_per_call(eval_step, device, steps)
 
 
 def plan(preset: str, runs, device) -> None:
-    cfg0 = config(preset, {})
-    sizes, epochs = _split_sizes(cfg0), cfg0["train"]["epochs"]
-    speed, total = {}, 0.0
-    print(f"plan: preset {preset}, {len(runs)} runs, {epochs} epochs each, device {device}")
+    """Print each run with its estimated time (from a throughput probe per model on ``device``)
+    and compute (forward FLOPs x 3 per training image, x 1 per evaluated image)."""
+    probes, total_s, total_flops = {}, 0.0, 0.0
+    print(f"plan: preset {preset}, {len(runs)} runs, device {device}")
     for name, overrides in runs:
-        model, train_set = overrides["model"]["name"], overrides["data"]["train_set"]
-        if model not in speed:
-            speed[model] = probe_throughput(model, config(preset, overrides), device)
-            print(f"  probe {model}: train {speed[model][0]:.0f} images/s, eval {speed[model][1]:.0f} images/s")
-        train_ips, eval_ips = speed[model]
-        seconds = epochs * (sizes[train_set] / train_ips + 10000 / eval_ips) + sizes["eval"] / eval_ips
-        total += seconds
-        print(f"  {name:45s} ~{seconds / 60:7.1f} min")
-    print(f"total ~{total / 3600:.1f} h on {device} (validation every epoch included)")
+        cfg = config(preset, overrides)
+        model_name, train_set, epochs = cfg["model"]["name"], cfg["data"]["train_set"], cfg["train"]["epochs"]
+        size = cfg["train"].get("size") or 32
+        if (model_name, size) not in probes:
+            model = build_model(model_name, 100, **MODEL_KWARGS.get(model_name, {})).to(device)
+            flops = forward_flops(model, size)
+            train_ips, eval_ips = probe_throughput(model, cfg, device)
+            probes[model_name, size] = train_ips, eval_ips, flops
+            print(f"  probe {model_name} at {size} px: train {train_ips:.0f} images/s, eval {eval_ips:.0f} images/s, "
+                  f"{flops / 1e9:.2f} GFLOPs per forward")
+            del model
+        train_ips, eval_ips, flops = probes[model_name, size]
+        sizes = _split_sizes(cfg)
+        trained, evaluated = epochs * sizes[train_set], epochs * 10000 + sizes["eval"]
+        seconds = trained / train_ips + evaluated / eval_ips
+        run_flops = (3 * trained + evaluated) * flops
+        total_s, total_flops = total_s + seconds, total_flops + run_flops
+        print(f"  {name:45s} {epochs:3d} epochs ~{seconds / 60:7.1f} min  {run_flops / 1e15:9.3g} PFLOP")
+    print(f"total ~{total_s / 3600:.1f} h on {device} (validation every epoch included), "
+          f"{total_flops / 1e15:.3g} PFLOP")
 
 
 def main(argv=None):
@@ -135,12 +133,17 @@ def main(argv=None):
     parser.add_argument("--losses", nargs="+", default=LOSSES, choices=LOSSES)
     parser.add_argument("--train-sets", nargs="+", default=TRAIN_SETS, choices=TRAIN_SETS)
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override the preset for every run, e.g. --set train.epochs=1 (needs its own --out)")
     args = parser.parse_args(argv)
-    runs = list(grid(args.models, args.losses, args.train_sets))
+    if args.set and args.out == parser.get_default("out"):
+        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
+    extra = parse_overrides(args.set)
+    runs = [(name, deep_merge(overrides, extra)) for name, overrides in grid(args.models, args.losses, args.train_sets)]
     if args.plan:
         plan(args.preset, runs, default_device())
         return
-    preflight_weights(args.preset, args.models)
+    preflight_weights(args.preset, args.models, extra)
     for i, (name, overrides) in enumerate(runs, 1):
         print(f"== [{i}/{len(runs)}] {args.preset} {name}", flush=True)
         rec = run_experiment(config(args.preset, overrides), Path(args.out) / args.preset / name, args.data,

@@ -62,14 +62,14 @@ def pretrained_source(name: str) -> dict:
                 "url": weights.url, "cache_file": str(cache)}
     if name in TIMM:
         import timm
+        from huggingface_hub import constants
 
         cfg = timm.models.get_pretrained_cfg(name)
-        hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
-            os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub")
         hf_id = cfg.hf_hub_id if cfg is not None else None
+        cache = (os.path.join(constants.HF_HUB_CACHE, f"models--{hf_id.replace('/', '--')}")
+                 if hf_id else timm.models.get_cache_dir())
         return {"library": "timm", "weights": f"{name}.{cfg.tag}" if cfg and cfg.tag else name,
-                "url": f"hf-hub:{hf_id}" if hf_id else (cfg.url if cfg else None),
-                "cache_file": os.path.join(hub, f"models--{hf_id.replace('/', '--')}") if hf_id else hub}
+                "url": f"hf-hub:{hf_id}" if hf_id else (cfg.url if cfg else None), "cache_file": cache}
     raise KeyError(name)
 
 

@@ -1,0 +1,38 @@
+"""Throughput and FLOP counts, for benchmarks and run plans (figures to print, never test limits)."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_call(fn: Callable[[], object], device: torch.device, calls: int = 3, warmup: int = 1) -> float:
+    """Mean wall time of ``fn()`` after ``warmup`` untimed calls, GPU work included."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / calls
+
+
+def forward_flops(model: torch.nn.Module, size: int, channels: int = 3) -> int:
+    """FLOPs of one forward pass of one ``size`` x ``size`` image (matmuls and convolutions,
+    multiply-add = 2 FLOPs, as torch's FlopCounterMode counts). A training step costs about
+    three times this (forward, and backward for activations and for weights)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, channels, size, size, device=device))
+    model.train(was_training)
+    return counter.get_total_flops()
