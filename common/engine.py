@@ -52,7 +52,7 @@ class TrainConfig:
     amp: bool = True                  # bf16 autocast, CUDA only
     channels_last: bool = True        # CUDA only
     seed: int = 0
-    deterministic: bool = False
+    deterministic: bool = False       # cudnn.deterministic (and no cudnn.benchmark)
     select_best: bool = False         # keep best.pt by validation accuracy and evaluate it
     eval_every: int = 1
 
@@ -66,9 +66,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    if deterministic:
-        torch.backends.cudnn.benchmark = False
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic  # cuDNN's deterministic convolution algorithms only
+    torch.backends.cudnn.benchmark = not deterministic
 
 
 def default_device() -> torch.device:
@@ -116,6 +115,13 @@ def make_step(loss_fn: nn.Module, augment: Callable, mixup_alpha: float = 0.0) -
         return loss_fn(model(_memory_format(x, model)), labels)
 
     return step
+
+
+def use_channels_last(model: nn.Module, cfg: TrainConfig) -> None:
+    """On CUDA with ``cfg.channels_last``: channels_last weights, and inputs made to match."""
+    if cfg.channels_last and next(model.parameters()).device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        model._channels_last = True
 
 
 def _memory_format(x, model):
@@ -203,9 +209,7 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
-    if cfg.channels_last and device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        model._channels_last = True
+    use_channels_last(model, cfg)
     if classifier_only:
         from .models import freeze_backbone
         freeze_backbone(model)

@@ -77,6 +77,17 @@ def test_paper_preset_end_to_end_with_cached_weights(tiny_root, tmp_path, offlin
     assert {"balanced", "long_tailed"} == set(rec["metrics"])
 
 
+def test_show_config_prints_each_resolved_run_config(capsys):
+    import yaml
+
+    thesis_grid.main(["--preset", "paper", "--data", "unused", "--show-config", "--models", "resnet50",
+                      "--losses", "ce", "bs", "--train-sets", "balanced"])
+    printed = capsys.readouterr().out.split("# ")[1:]
+    assert [p.splitlines()[0] for p in printed] == ["resnet50__ce__balanced", "resnet50__bs__balanced"]
+    runs = dict(thesis_grid.grid(["resnet50"], ["bs"], ["balanced"]))
+    assert yaml.safe_load(printed[1].split("\n", 1)[1]) == thesis_grid.config("paper", runs["resnet50__bs__balanced"])
+
+
 def test_plan_lists_runs_with_estimate(capsys):
     thesis_grid.plan("smoke", list(thesis_grid.grid(["mobilenet_v2"], ["ce"], ["balanced"])), torch.device("cpu"))
     out = capsys.readouterr().out

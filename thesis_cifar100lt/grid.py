@@ -2,6 +2,7 @@
 
     python -m thesis_cifar100lt.grid --preset smoke --data DIR [--models ...] [--losses ...]
     python -m thesis_cifar100lt.grid --preset paper --data DIR --plan   # list + time estimate
+    python -m thesis_cifar100lt.grid --preset paper --data DIR --show-config --models resnet50
 
 Before anything trains (presets with pretrained weights) every model is built once with its
 ImageNet weights, so a machine without network stops at once with the list of weight files
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from common.data import build_augment, thesis_split
-from common.engine import TrainConfig, autocast, default_device
+from common.engine import (TrainConfig, autocast, default_device, make_step, predict, seed_everything,
+                           use_channels_last)
 from common.experiment import NORMALISATION, deep_merge, load_config, parse_overrides, run_experiment
 from common.losses import build_loss
 from common.models import PretrainedWeightsUnavailable, build_model
@@ -71,29 +74,30 @@ def _split_sizes(cfg: dict) -> dict:
 
 
 def probe_throughput(model, cfg: dict, device, steps: int = 3) -> tuple[float, float]:
-    """(train, eval) images/s of a few real steps at the preset's resolution and batch size."""
-    tcfg = TrainConfig.from_dict(cfg["train"])
-    loss_fn = build_loss("ce", [1] * 100).to(device)
+    """(train, eval) images/s of a few steps of the run's own training step and evaluation."""
+    tcfg, train = TrainConfig.from_dict(cfg["train"]), cfg["train"]
+    seed_everything(tcfg.seed, tcfg.deterministic)  # cuDNN settings as in the run
+    use_channels_last(model, tcfg)
+    mean_std = NORMALISATION[train["normalize"]]
+    step = make_step(build_loss(cfg["loss"]["name"], [1] * 100).to(device),
+                     build_augment(train["augment"], *mean_std, train.get("size"), train.get("resize_first", False)))
+    test_tf = build_augment("none", *mean_std, train.get("size"))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    augment = build_augment("standard", *NORMALISATION["ldam"], size=cfg["train"].get("size"), resize_first=True)
-    x = torch.randint(0, 256, (tcfg.batch_size, 3, 32, 32), dtype=torch.uint8, device=device)
+    eval_bs = train.get("eval_batch_size", 500)
+    x = torch.randint(0, 256, (max(tcfg.batch_size, eval_bs), 3, 32, 32), dtype=torch.uint8, device=device)
     y = torch.randint(0, 100, (tcfg.batch_size,), device=device)
 
     def train_step():
         with autocast(device, tcfg.amp):
-            loss = loss_fn(model(augment(x)), y)
-        opt.zero_grad()
+            loss = step(model, x[:tcfg.batch_size], y, None, 0)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    def eval_step():
-        with torch.no_grad(), autocast(device, tcfg.amp):
-            model(augment(x))
-
     model.train()
     train_ips = tcfg.batch_size / seconds_per_call(train_step, device, steps)
-    model.eval()
-    return train_ips, tcfg.batch_size / seconds_per_call(eval_step, device, steps)
+    eval_s = seconds_per_call(lambda: predict(model, x[:eval_bs], test_tf, eval_bs, tcfg.amp), device, 1)
+    return train_ips, eval_bs / eval_s
 
 
 def plan(preset: str, runs, device) -> None:
@@ -133,6 +137,7 @@ def main(argv=None):
     parser.add_argument("--losses", nargs="+", default=LOSSES, choices=LOSSES)
     parser.add_argument("--train-sets", nargs="+", default=TRAIN_SETS, choices=TRAIN_SETS)
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
+    parser.add_argument("--show-config", action="store_true", help="print each run's resolved config; train nothing")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override the preset for every run, e.g. --set train.epochs=1 (needs its own --out)")
     args = parser.parse_args(argv)
@@ -140,6 +145,10 @@ def main(argv=None):
         parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
     extra = parse_overrides(args.set)
     runs = [(name, deep_merge(overrides, extra)) for name, overrides in grid(args.models, args.losses, args.train_sets)]
+    if args.show_config:
+        for name, overrides in runs:
+            print(f"# {name}\n" + yaml.safe_dump(config(args.preset, overrides), sort_keys=False))
+        return
     if args.plan:
         plan(args.preset, runs, default_device())
         return
