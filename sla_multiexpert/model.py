@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.models import register_model
+from common.models import fp32_head, register_model
 from common.models.resnet_cifar import init_weights, make_stage
 
 
@@ -44,7 +44,7 @@ class MultiExpertResNet32(nn.Module):
         else:
             trunk = [self.shared(x)] * self.num_experts
         feats = [F.adaptive_avg_pool2d(e(t), 1).flatten(1) for e, t in zip(self.experts, trunk)]
-        logits = [c(f) for c, f in zip(self.classifiers, feats)]
+        logits = [fp32_head(c, f) for c, f in zip(self.classifiers, feats)]
         return torch.stack(logits), torch.stack(feats)
 
     def forward(self, x):

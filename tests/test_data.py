@@ -141,3 +141,18 @@ def test_augment_pipelines(name):
     assert out.min() >= -2.0 - 1e-5 and out.max() <= 2.0 + 1e-5
     big = build_augment(name, size=64)(x)
     assert big.shape == (16, 3, 64, 64)
+
+
+def test_resize_first_crops_and_flips_the_float_resized_image():
+    """Thesis order: Resize(224) -> RandomCrop(pad 4) -> flip -> normalise, on float images as the
+    test transform sees them (no rounding back to uint8); AutoAugment still gets uint8."""
+    from common.data import augment as A
+
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    torch.manual_seed(3)
+    out = A.build_augment("standard", A.LDAM_MEAN, A.LDAM_STD, size=48, resize_first=True)(x)
+    torch.manual_seed(3)
+    by_hand = A.normalize(A.random_flip(A.random_crop(A.resize(x, 48), 48, 4)), A.LDAM_MEAN, A.LDAM_STD)
+    assert torch.equal(out, by_hand)
+    strong = A.build_augment("strong", A.LDAM_MEAN, A.LDAM_STD, size=48, resize_first=True)(x)
+    assert strong.shape == (6, 3, 48, 48) and strong.dtype == torch.float32

@@ -16,6 +16,17 @@ def test_forward_features_then_classifier_equals_forward(name):
         assert torch.allclose(model.classifier(model.forward_features(x)), out, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["resnet32", "mobilenet_v2"])
+def test_logits_stay_float32_under_bf16_autocast(name):
+    torch.manual_seed(0)
+    model = build_model(name, 10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, features = model(x), model.forward_features(x)
+    assert features.dtype == torch.bfloat16 and logits.dtype == torch.float32
+    assert torch.equal(logits, model.classifier(features.float()))
+
+
 def test_registry_has_every_model():
     assert {"resnet32", "resnet50", "mobilenet_v2", "convnext_base", "vit_b_16", "efficientnet_b0",
             "efficientnet_b1", "efficientnet_b2", "vit_base_patch16_224"} <= set(MODELS)

@@ -105,9 +105,14 @@ def _fake_record(model, loss, train_set, acc):
 
 def test_tables_from_fake_records(tmp_path):
     runs = tmp_path / "runs" / "fake"
+    others = [loss for loss in thesis_grid.LOSSES if loss not in ("ce", "bs")]
     fakes = [("resnet50", "ce", "long_tailed", 50.0), ("resnet50", "bs", "long_tailed", 70.0),
+             *[("resnet50", loss, "long_tailed", 60.0) for loss in others],          # all 7: Table 4.10 row
              ("resnet50", "ce", "balanced", 60.0), ("resnet50", "bs", "balanced", 64.0),
-             ("convnext_base", "ce", "long_tailed", 80.0)]
+             *[("resnet50", loss, "balanced", 62.0) for loss in others],             # all 7: Table 4.9 row
+             ("mobilenet_v2", "ce", "balanced", 90.0),                                # alone: no Table 4.9 cell
+             ("mobilenet_v2", "ce", "long_tailed", 40.0), ("vit_base_patch16_224", "ce", "long_tailed", 80.0),
+             ("convnext_base", "ce", "long_tailed", 70.0)]                            # ce on all 4: Table 4.11 row
     for model, loss, train_set, acc in fakes:
         d = runs / f"{model}__{loss}__{train_set}"
         d.mkdir(parents=True)
@@ -120,14 +125,20 @@ def test_tables_from_fake_records(tmp_path):
     t42 = pd.read_csv(out / "table_4_2.csv", index_col=0)
     assert float(t42.loc["bs", "long_tailed_paper"]) == pytest.approx(paper_bs)
     assert float(t42.loc["bs", "long_tailed_diff"]) == pytest.approx(70.0 - paper_bs, abs=0.006)
-    assert t42.loc["ce", "long_tailed_ours"] == "50.00" and t42.loc["seql", "long_tailed_ours"] == "–"
+    assert float(t42.loc["ce", "long_tailed_ours"]) == 50.0
+    t44 = pd.read_csv(out / "table_4_4.csv", index_col=0)
+    assert t44.loc["ce", "long_tailed_ours"] == "40.00" and t44.loc["seql", "long_tailed_ours"] == "–"
     t49 = pd.read_csv(out / "table_4_9.csv", index_col=0)
     assert t49.loc["resnet50", "thesis_result_ours"] == "64.00"          # best balanced after balanced training
+    assert t49.loc["mobilenet_v2", "thesis_result_ours"] == "–"          # 1 of 7 losses run
     t410 = pd.read_csv(out / "table_4_10.csv", index_col=0)
-    assert t410.loc["resnet50", "long_tailed_mean_ours"] == "60.00"      # mean of 50 and 70
-    assert t410.loc["resnet50", "long_tailed_std_ours"] == "10.00"       # population std
+    assert list(t410.index) == ["mobilenet_v2", "resnet50", "vit_b_16", "convnext_base"]   # the thesis's order
+    assert t410.loc["resnet50", "long_tailed_mean_ours"] == "60.00"      # 50, 70 and five 60s
+    assert t410.loc["resnet50", "long_tailed_std_ours"] == "5.35"        # population std: sqrt(200 / 7)
+    assert t410.loc["convnext_base", "long_tailed_mean_ours"] == "–"
     t411 = pd.read_csv(out / "table_4_11.csv", index_col=0)
-    assert t411.loc["ce", "long_tailed_mean_ours"] == "65.00"            # resnet50 50, convnext 80
+    assert t411.loc["ce", "long_tailed_mean_ours"] == "60.00"            # 50, 40, 80, 70 over the 4 models
+    assert t411.loc["bs", "long_tailed_mean_ours"] == "–"                # resnet50 only
     for fig in ("4_1", "4_2", "4_3", "4_4", "4_5", "4_6"):
         assert (out / f"figure_{fig}.png").stat().st_size > 0
     assert "FAKE test record" in (out / "table_4_2.md").read_text()

@@ -28,6 +28,8 @@ PAPER_MODEL_KEY = {"resnet50": "resnet50", "mobilenet_v2": "mobilenet_v2", "vit_
                    "convnext_base": "convnext_base"}
 FIGURE_OF_MODEL = {"resnet50": "4.2", "mobilenet_v2": "4.3", "vit_base_patch16_224": "4.4", "convnext_base": "4.5"}
 LOSS_ROWS = ["ce", "focal", "wce", "cb", "bs", "seql", "ldam"]
+SUMMARY_MODEL_ROWS = ["mobilenet_v2", "resnet50", "vit_b_16", "convnext_base"]   # the thesis's row orders
+SUMMARY_LOSS_ROWS = ["bs", "wce", "ce", "focal", "cb", "ldam", "seql"]
 COLUMNS = ["balanced", "long_tailed", "head", "middle", "tail"]
 
 
@@ -54,15 +56,19 @@ def grid_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def derived_tables(frame: pd.DataFrame, label: str = "") -> pd.DataFrame:
     """Tables 4.9 (best balanced-test accuracy after balanced training, per model), 4.10 (mean /
-    population std over losses, per model) and 4.11 (over models, per loss), long-tailed training."""
+    population std over losses, per model) and 4.11 (over models, per loss), long-tailed training.
+    A cell needs all of its runs (7 losses, or 4 models); with fewer it stays a dash."""
     g = grid_frame(frame)
     cells = []
     bal = g[(g["train_set"] == "balanced") & (g["column"] == "balanced")]
     for model, sub in bal.groupby("model"):
-        cells.append(("4.9", PAPER_MODEL_KEY[model], "thesis_result", sub["value"].max()))
+        if sub["loss"].nunique() == len(LOSS_ROWS):
+            cells.append(("4.9", PAPER_MODEL_KEY[model], "thesis_result", sub["value"].max()))
     lt = g[g["train_set"] == "long_tailed"]
-    for table, key in (("4.10", "model"), ("4.11", "loss")):
+    for table, key, over, complete in (("4.10", "model", "loss", len(LOSS_ROWS)), ("4.11", "loss", "model", len(MODEL_ORDER))):
         for (who, column), sub in lt.groupby([key, "column"]):
+            if sub[over].nunique() < complete:
+                continue
             row = PAPER_MODEL_KEY[who] if key == "model" else who
             cells.append((table, row, f"{column}_mean", sub["value"].mean()))
             cells.append((table, row, f"{column}_std", sub["value"].std(ddof=0)))
@@ -140,21 +146,22 @@ def main(argv=None):
                            "top-1 accuracy (%)")
 
     models = [PAPER_MODEL_KEY[m] for m in MODEL_ORDER]
+    incomplete = " A dash where any of those runs is missing."
     for table, rows, what in (
-            ("4.9", models, "Best balanced-test accuracy after balanced training, per model (%); the thesis's "
-                            "published-benchmark column has no 'ours'."),
-            ("4.10", models, "Mean and population std over the 7 losses, long-tailed training (%)."),
-            ("4.11", LOSS_ROWS, "Mean and population std over the 4 models, long-tailed training (%).")):
+            ("4.9", models, "Best balanced-test accuracy over the 7 losses after balanced training, per model (%); "
+                            "the thesis's published-benchmark column has no 'ours'." + incomplete),
+            ("4.10", SUMMARY_MODEL_ROWS, "Mean and population std over the 7 losses, long-tailed training (%)." + incomplete),
+            ("4.11", SUMMARY_LOSS_ROWS, "Mean and population std over the 4 models, long-tailed training (%)." + incomplete)):
         df = comparison_table(paper, ours, table, rows)
         write_table(df, out / f"table_{table.replace('.', '_')}", f"Table {table} ({args.preset} preset)",
                     _notes(args.preset, labels, what))
 
-    _summary_figure(paper, ours, "4.10", models, out / "figure_4_1.png",
+    _summary_figure(paper, ours, "4.10", SUMMARY_MODEL_ROWS, out / "figure_4_1.png",
                     f"Figure 4.1: mean +- std over losses per model, CIFAR-100-LT ({args.preset})")
     for model, figure in FIGURE_OF_MODEL.items():
         _loss_lines_figure(paper, ours, TABLES[(model, "long_tailed")], out / f"figure_{figure.replace('.', '_')}.png",
                            f"Figure {figure}: {model}, long-tailed training, per test category ({args.preset})")
-    _summary_figure(paper, ours, "4.11", LOSS_ROWS, out / "figure_4_6.png",
+    _summary_figure(paper, ours, "4.11", SUMMARY_LOSS_ROWS, out / "figure_4_6.png",
                     f"Figure 4.6: mean +- std over models per loss, CIFAR-100-LT ({args.preset})")
     print(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(records)} runs to {out}")
 

@@ -221,6 +221,7 @@ _SPATIAL: dict[str, Callable] = {
     "strong": lambda x: to_float(autoaugment_cifar(random_flip(random_crop(x, x.shape[-1], 4)))),
 }
 _SPATIAL["weak"] = _SPATIAL["standard"]
+_UINT8_ONLY = {"strong"}  # torchvision's AutoAugment ops (posterize, ...) are defined on uint8 images
 AUGMENTATIONS = tuple(_SPATIAL)
 
 
@@ -236,8 +237,11 @@ def build_augment(name: str = "standard", mean=CIFAR10_MEAN, std=CIFAR10_STD,
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):  # augment in full precision
-            if size is not None and resize_first:  # resized images stay uint8, as PIL's Resize gives
-                x = spatial(resize(x, size).mul(255).round_().clamp_(0, 255).to(torch.uint8))
+            if size is not None and resize_first:  # float, like the test images (and the thesis's tensors)
+                x = resize(x, size)
+                if name in _UINT8_ONLY:
+                    x = x.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+                x = spatial(x)
             else:
                 x = spatial(x)
                 if size is not None:

@@ -9,6 +9,7 @@ from functools import partial
 
 import torch.nn as nn
 
+from .head import fp32_head
 from .library import (TIMM, TORCHVISION, BackboneClassifier, PretrainedWeightsUnavailable,
                       _load_file, build_timm, build_torchvision, pretrained_source)
 from .resnet_cifar import BasicBlock, CifarResNet, NormedLinear, make_stage, resnet32

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .head import fp32_head
+
 
 class BackboneClassifier(nn.Module):
     def __init__(self, backbone: nn.Module, classifier: nn.Module, num_features: int):
@@ -23,7 +25,7 @@ class BackboneClassifier(nn.Module):
         return self.backbone(x)
 
     def forward(self, x):
-        return self.classifier(self.forward_features(x))
+        return fp32_head(self.classifier, self.forward_features(x))
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ TORCHVISION = {
     "convnext_base": TorchvisionSpec("convnext_base", "ConvNeXt_Base_Weights.DEFAULT", ("classifier", "2")),
     "vit_b_16": TorchvisionSpec("vit_b_16", "ViT_B_16_Weights.IMAGENET1K_V1", ("heads", "head")),
 }
-TIMM = ("efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "vit_base_patch16_224")
+# name -> pretrained tag, pinned: timm's default tag for a name changes between releases
+TIMM = {"efficientnet_b0": "ra_in1k", "efficientnet_b1": "ra4_e3600_r240_in1k", "efficientnet_b2": "ra_in1k",
+        "vit_base_patch16_224": "augreg2_in21k_ft_in1k"}   # ImageNet-21k, fine-tuned on 1k (thesis 3.4.1)
 
 
 class PretrainedWeightsUnavailable(RuntimeError):
@@ -64,7 +68,7 @@ def pretrained_source(name: str) -> dict:
         import timm
         from huggingface_hub import constants
 
-        cfg = timm.models.get_pretrained_cfg(name)
+        cfg = timm.models.get_pretrained_cfg(f"{name}.{TIMM[name]}")
         hf_id = cfg.hf_hub_id if cfg is not None else None
         cache = (os.path.join(constants.HF_HUB_CACHE, f"models--{hf_id.replace('/', '--')}")
                  if hf_id else timm.models.get_cache_dir())
@@ -130,7 +134,7 @@ def build_timm(name: str, num_classes: int, pretrained: bool = False, weights=No
     import timm
 
     try:
-        net = timm.create_model(name, pretrained=pretrained, **kwargs)
+        net = timm.create_model(f"{name}.{TIMM[name]}", pretrained=pretrained, **kwargs)
     except Exception as err:
         if pretrained:
             raise _unavailable(name, err) from err

@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .head import fp32_head
+
 
 def init_weights(module: nn.Module) -> None:
     if isinstance(module, (nn.Linear, nn.Conv2d)):
@@ -75,7 +77,7 @@ class CifarResNet(nn.Module):
         return F.adaptive_avg_pool2d(out, 1).flatten(1)
 
     def forward(self, x):
-        return self.classifier(self.forward_features(x))
+        return fp32_head(self.classifier, self.forward_features(x))
 
 
 def resnet32(num_classes: int = 10, normed_classifier: bool = False) -> CifarResNet:
