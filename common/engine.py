@@ -52,7 +52,7 @@ class TrainConfig:
     amp: bool = True                  # bf16 autocast, CUDA only
     channels_last: bool = True        # CUDA only
     seed: int = 0
-    deterministic: bool = False       # cudnn.deterministic (and no cudnn.benchmark)
+    deterministic: bool = False       # True: cudnn.deterministic; False: cudnn.benchmark (autotuned kernels)
     select_best: bool = False         # keep best.pt by validation accuracy and evaluate it
     eval_every: int = 1
 
@@ -111,8 +111,8 @@ def make_step(loss_fn: nn.Module, augment: Callable, mixup_alpha: float = 0.0) -
         x = augment(images)
         if mixup_alpha > 0:
             x, y_a, y_b, lam = mixup(x, labels, mixup_alpha)
-            return mixup_loss(loss_fn, model(_memory_format(x, model)), y_a, y_b, lam)
-        return loss_fn(model(_memory_format(x, model)), labels)
+            return mixup_loss(loss_fn, model(match_memory_format(x, model)), y_a, y_b, lam)
+        return loss_fn(model(match_memory_format(x, model)), labels)
 
     return step
 
@@ -124,7 +124,8 @@ def use_channels_last(model: nn.Module, cfg: TrainConfig) -> None:
         model._channels_last = True
 
 
-def _memory_format(x, model):
+def match_memory_format(x, model):
+    """``x`` in channels_last when :func:`use_channels_last` put the model there."""
     return x.contiguous(memory_format=torch.channels_last) if getattr(model, "_channels_last", False) else x
 
 
@@ -138,7 +139,7 @@ def predict(model: nn.Module, images: torch.Tensor, transform: Callable, batch_s
     out = []
     for start in range(0, len(images), batch_size):
         with autocast(device, amp):
-            out.append(forward(model, _memory_format(transform(images[start:start + batch_size]), model)).float())
+            out.append(forward(model, match_memory_format(transform(images[start:start + batch_size]), model)).float())
     return torch.cat(out).cpu().numpy()
 
 

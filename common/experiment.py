@@ -128,6 +128,21 @@ def data_provenance(name: str, root) -> str:
     return name
 
 
+def loss_from_config(cfg: dict, class_counts) -> torch.nn.Module:
+    """The ``loss`` section (``name`` plus keyword arguments) built for these class counts."""
+    lcfg = dict(cfg.get("loss", {"name": "ce"}))
+    return build_loss(lcfg.pop("name"), class_counts, **lcfg)
+
+
+def transforms_from_config(cfg: dict) -> tuple[Callable, Callable]:
+    """``(augment, test_transform)`` from the ``train`` section: ``augment(name)`` builds that
+    training augmentation; both take uint8 batches to normalised float batches."""
+    train = cfg.get("train", {})
+    mean, std = NORMALISATION[train.get("normalize", cfg["data"]["dataset"])]
+    size, resize_first = train.get("size"), train.get("resize_first", False)
+    return (lambda name: D.build_augment(name, mean, std, size, resize_first)), D.build_augment("none", mean, std, size)
+
+
 @dataclass
 class RunContext:
     """What a study's ``build_step`` gets to assemble its training step from."""
@@ -165,21 +180,16 @@ def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bo
     mcfg = cfg["model"]
     model = build_model(mcfg["name"], ds["num_classes"], pretrained=mcfg.get("pretrained", False),
                         weights=mcfg.get("weights"), **mcfg.get("kwargs", {})).to(device)
-    lcfg = dict(cfg.get("loss", {"name": "ce"}))
-    loss_fn = build_loss(lcfg.pop("name"), ds["train_counts"], **lcfg).to(device)
-
+    loss_fn = loss_from_config(cfg, ds["train_counts"]).to(device)
+    augment, test_tf = transforms_from_config(cfg)
     train = cfg.get("train", {})
-    mean, std = NORMALISATION[train.get("normalize", cfg["data"]["dataset"])]
-    size, resize_first = train.get("size"), train.get("resize_first", False)
-    test_tf = D.build_augment("none", mean, std, size)
     train_x, train_y = ds["train"]
     weights = (D.class_balanced_sample_weights(train_y) if cfg["data"].get("sampler") == "class_balanced" else None)
     loader = D.BatchLoader(D.to_tensor_images(train_x, device), train_y, tcfg.batch_size, shuffle=True,
                            sample_weights=weights, seed=tcfg.seed)
     tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
     eval_bs = train.get("eval_batch_size", 500)
-    ctx = RunContext(cfg, tcfg, ds, model, loss_fn, loader, test_tf,
-                     lambda name: D.build_augment(name, mean, std, size, resize_first))
+    ctx = RunContext(cfg, tcfg, ds, model, loss_fn, loader, test_tf, augment)
     step, hooks = (build_step or default_step)(ctx)
 
     val = None

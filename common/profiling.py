@@ -30,9 +30,12 @@ def forward_flops(model: torch.nn.Module, size: int, channels: int = 3) -> int:
     multiply-add = 2 FLOPs, as torch's FlopCounterMode counts). A training step costs about
     three times this (forward, and backward for activations and for weights)."""
     device = next(model.parameters()).device
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, channels, size, size, device=device))
-    model.train(was_training)
+    try:  # with grad enabled: under no_grad nn.MultiheadAttention takes a fused path the counter misses
+        with FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, channels, size, size, device=device))
+    finally:
+        for m, training in modes.items():
+            m.training = training
     return counter.get_total_flops()

@@ -1,5 +1,6 @@
 """Seed 001 (thesis): the grid, the offline check, the plan, and the tables from fake records."""
 import json
+import re
 
 import pytest
 import torch
@@ -56,7 +57,8 @@ def test_grid_runs_and_skips_finished(tiny_root, tmp_path, capsys):
     assert "skip" in capsys.readouterr().out
 
 
-def test_paper_preset_end_to_end_with_cached_weights(tiny_root, tmp_path, offline_weight_caches):
+def test_paper_preset_end_to_end_with_cached_weights(tiny_root, tmp_path, offline_weight_caches, monkeypatch,
+                                                    capsys):
     """The paper path (pretrained weights from the cache, 224 px, Adam, best checkpoint) on tiny
     synthetic data: only the split sizes and the epoch count are cut."""
     import torchvision
@@ -67,8 +69,14 @@ def test_paper_preset_end_to_end_with_cached_weights(tiny_root, tmp_path, offlin
             "--set", "data.min_count=1", "--set", "train.epochs=1", "--set", "train.batch_size=64"]
     base = ["--preset", "paper", "--data", str(tiny_root), "--models", "mobilenet_v2", "--losses", "ldam",
             "--train-sets", "long_tailed", *tiny]
-    with pytest.raises(SystemExit):   # overrides never write into the preset's own results
-        thesis_grid.main(base)
+    with monkeypatch.context() as m:  # overrides never write into the preset's own results
+        m.setattr(thesis_grid, "run_experiment", lambda *a, **k: pytest.fail("trained without its own --out"))
+        with pytest.raises(SystemExit) as stop:
+            thesis_grid.main(base)
+    assert stop.value.code == 2 and "separate --out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:      # nor change what the grid sets per run
+        thesis_grid.main([*base, "--out", str(tmp_path), "--set", "loss.name=ce"])
+    assert stop.value.code == 2 and "loss.name" in capsys.readouterr().err
     thesis_grid.main([*base, "--out", str(tmp_path)])
     rec = json.loads((tmp_path / "paper" / "mobilenet_v2__ldam__long_tailed" / "record.json").read_text())
     cfg = rec["config"]
@@ -82,7 +90,7 @@ def test_show_config_prints_each_resolved_run_config(capsys):
 
     thesis_grid.main(["--preset", "paper", "--data", "unused", "--show-config", "--models", "resnet50",
                       "--losses", "ce", "bs", "--train-sets", "balanced"])
-    printed = capsys.readouterr().out.split("# ")[1:]
+    printed = re.split(r"^# ", capsys.readouterr().out, flags=re.M)[1:]
     assert [p.splitlines()[0] for p in printed] == ["resnet50__ce__balanced", "resnet50__bs__balanced"]
     runs = dict(thesis_grid.grid(["resnet50"], ["bs"], ["balanced"]))
     assert yaml.safe_load(printed[1].split("\n", 1)[1]) == thesis_grid.config("paper", runs["resnet50__bs__balanced"])

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import yaml
 
-from common.data import build_augment, thesis_split
+from common.data import thesis_split
 from common.engine import (TrainConfig, autocast, default_device, make_step, predict, seed_everything,
                            use_channels_last)
-from common.experiment import NORMALISATION, deep_merge, load_config, parse_overrides, run_experiment
+from common.experiment import (deep_merge, load_config, loss_from_config, parse_overrides, run_experiment,
+                               transforms_from_config)
 from common.losses import build_loss
 from common.models import PretrainedWeightsUnavailable, build_model
 from common.profiling import forward_flops, seconds_per_call
@@ -32,6 +33,7 @@ HERE = Path(__file__).parent
 MODELS = ["resnet50", "mobilenet_v2", "convnext_base", "vit_base_patch16_224"]
 LOSSES = ["ce", "focal", "wce", "cb", "bs", "seql", "ldam"]
 TRAIN_SETS = ["balanced", "long_tailed"]
+GRID_KEYS = [("model", "name"), ("loss", "name"), ("data", "train_set")]   # what each run sets
 MODEL_KWARGS = {"vit_base_patch16_224": {"dynamic_img_size": True}}  # inputs below 224 px in smoke / quick
 
 
@@ -74,14 +76,12 @@ def _split_sizes(cfg: dict) -> dict:
 
 
 def probe_throughput(model, cfg: dict, device, steps: int = 3) -> tuple[float, float]:
-    """(train, eval) images/s of a few steps of the run's own training step and evaluation."""
+    """(train, eval) images/s of a few steps of ``cfg``'s training step and evaluation."""
     tcfg, train = TrainConfig.from_dict(cfg["train"]), cfg["train"]
     seed_everything(tcfg.seed, tcfg.deterministic)  # cuDNN settings as in the run
     use_channels_last(model, tcfg)
-    mean_std = NORMALISATION[train["normalize"]]
-    step = make_step(build_loss(cfg["loss"]["name"], [1] * 100).to(device),
-                     build_augment(train["augment"], *mean_std, train.get("size"), train.get("resize_first", False)))
-    test_tf = build_augment("none", *mean_std, train.get("size"))
+    augment, test_tf = transforms_from_config(cfg)
+    step = make_step(loss_from_config(cfg, [1] * 100).to(device), augment(train["augment"]), tcfg.mixup_alpha)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     eval_bs = train.get("eval_batch_size", 500)
     x = torch.randint(0, 256, (max(tcfg.batch_size, eval_bs), 3, 32, 32), dtype=torch.uint8, device=device)
@@ -101,8 +101,9 @@ def probe_throughput(model, cfg: dict, device, steps: int = 3) -> tuple[float, f
 
 
 def plan(preset: str, runs, device) -> None:
-    """Print each run with its estimated time (from a throughput probe per model on ``device``)
-    and compute (forward FLOPs x 3 per training image, x 1 per evaluated image)."""
+    """Print each run with its estimated time (from a throughput probe on ``device`` of each
+    model's first run; the losses cost alike) and compute (forward FLOPs x 3 per training image,
+    x 1 per evaluated image)."""
     probes, total_s, total_flops = {}, 0.0, 0.0
     print(f"plan: preset {preset}, {len(runs)} runs, device {device}")
     for name, overrides in runs:
@@ -110,7 +111,7 @@ def plan(preset: str, runs, device) -> None:
         model_name, train_set, epochs = cfg["model"]["name"], cfg["data"]["train_set"], cfg["train"]["epochs"]
         size = cfg["train"].get("size") or 32
         if (model_name, size) not in probes:
-            model = build_model(model_name, 100, **MODEL_KWARGS.get(model_name, {})).to(device)
+            model = build_model(model_name, 100, **cfg["model"].get("kwargs", {})).to(device)
             flops = forward_flops(model, size)
             train_ips, eval_ips = probe_throughput(model, cfg, device)
             probes[model_name, size] = train_ips, eval_ips, flops
@@ -141,9 +142,10 @@ def main(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override the preset for every run, e.g. --set train.epochs=1 (needs its own --out)")
     args = parser.parse_args(argv)
-    if args.set and args.out == parser.get_default("out"):
-        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
     extra = parse_overrides(args.set)
+    fixed = [f"{section}.{key}" for section, key in GRID_KEYS if key in extra.get(section, {})]
+    if fixed:
+        parser.error(f"--set cannot change {', '.join(fixed)}: the grid sets it per run (use --models / --losses / --train-sets)")
     runs = [(name, deep_merge(overrides, extra)) for name, overrides in grid(args.models, args.losses, args.train_sets)]
     if args.show_config:
         for name, overrides in runs:
@@ -152,6 +154,8 @@ def main(argv=None):
     if args.plan:
         plan(args.preset, runs, default_device())
         return
+    if args.set and args.out == parser.get_default("out"):
+        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
     preflight_weights(args.preset, args.models, extra)
     for i, (name, overrides) in enumerate(runs, 1):
         print(f"== [{i}/{len(runs)}] {args.preset} {name}", flush=True)

@@ -213,7 +213,7 @@ def mixup_loss(loss_fn, logits, y_a, y_b, lam: float):
     return lam * loss_fn(logits, y_a) + (1 - lam) * loss_fn(logits, y_b)
 
 
-# name -> uint8 batch in, float batch in [0, 1] out (before resize and normalisation)
+# name -> uint8 (or, but for AutoAugment, float in [0, 1]) batch in, float batch in [0, 1] out
 _SPATIAL: dict[str, Callable] = {
     "none": to_float,
     "standard": lambda x: to_float(random_flip(random_crop(x, x.shape[-1], 4))),

@@ -68,12 +68,9 @@ def pretrained_source(name: str) -> dict:
         import timm
         from huggingface_hub import constants
 
-        cfg = timm.models.get_pretrained_cfg(f"{name}.{TIMM[name]}")
-        hf_id = cfg.hf_hub_id if cfg is not None else None
-        cache = (os.path.join(constants.HF_HUB_CACHE, f"models--{hf_id.replace('/', '--')}")
-                 if hf_id else timm.models.get_cache_dir())
-        return {"library": "timm", "weights": f"{name}.{cfg.tag}" if cfg and cfg.tag else name,
-                "url": f"hf-hub:{hf_id}" if hf_id else (cfg.url if cfg else None), "cache_file": cache}
+        hf_id = timm.models.get_pretrained_cfg(f"{name}.{TIMM[name]}").hf_hub_id
+        return {"library": "timm", "weights": f"{name}.{TIMM[name]}", "url": f"hf-hub:{hf_id}",
+                "cache_file": os.path.join(constants.HF_HUB_CACHE, f"models--{hf_id.replace('/', '--')}")}
     raise KeyError(name)
 
 
