@@ -70,6 +70,12 @@ def parse_overrides(items) -> dict:
     return overrides
 
 
+def thesis_split_from_config(labels, num_classes: int, dcfg: dict) -> dict:
+    """:func:`common.data.thesis_split` with the ``data`` section's sizes, imbalance and seed."""
+    return D.thesis_split(labels, num_classes, dcfg.get("train_per_class", 450), dcfg.get("test_per_class", 50),
+                          dcfg.get("imb_factor", 0.01), dcfg.get("split_seed", 42), dcfg.get("min_count", 0))
+
+
 def build_datasets(dcfg: dict, root) -> dict:
     """Train images / labels / class counts, the test sets, and the validation set if any.
 
@@ -91,9 +97,7 @@ def build_datasets(dcfg: dict, root) -> dict:
     num_classes = len(classes)
     out = {"classes": classes, "num_classes": num_classes}
     if dcfg.get("split", "standard") == "thesis":
-        split = D.thesis_split(train_y, num_classes, dcfg.get("train_per_class", 450),
-                               dcfg.get("test_per_class", 50), dcfg.get("imb_factor", 0.01), dcfg.get("split_seed", 42),
-                               dcfg.get("min_count", 0))
+        split = thesis_split_from_config(train_y, num_classes, dcfg)
         train_idx = split["lt_train" if dcfg.get("train_set", "long_tailed") == "long_tailed" else "train"]
         out["train"] = (train_x[train_idx], train_y[train_idx])
         out["tests"] = {"balanced": (train_x[split["test"]], train_y[split["test"]]),

@@ -37,6 +37,21 @@ def budget_label(record: dict) -> str:
             f"date={str(record.get('finished', ''))[:10]}")
 
 
+def table_labels(ours: pd.DataFrame, table: str | None = None) -> list[str]:
+    """The distinct budget labels behind ``table``'s 'ours' cells (every table's with ``None``)."""
+    if not len(ours):
+        return []
+    return sorted(set(ours["label"] if table is None else ours.loc[ours["table"] == str(table), "label"]))
+
+
+def budget_notes(preset: str, labels, compared_to: str = "the paper",
+                 empty: str = "no runs yet: every 'ours' cell is a dash") -> list[str]:
+    """Notes under a table: our preset, flagged as a reduced budget unless ``paper``, then one
+    line per run budget behind the numbers (``empty`` when there are none)."""
+    budget = "" if preset == "paper" else f" -- REDUCED BUDGET, not comparable to {compared_to}"
+    return [f"Ours: preset `{preset}`{budget}", *(f"run budget: {lab}" for lab in labels or [empty])]
+
+
 def _fmt(v) -> str:
     return DASH if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.2f}"
 

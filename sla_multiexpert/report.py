@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from common.engine import read_records
-from common.report import (budget_label, comparison_table, load_paper_numbers, ours_frame,
-                           plot_group_lines, plot_paper_vs_ours, write_table)
+from common.report import (budget_label, budget_notes, comparison_table, load_paper_numbers, ours_frame,
+                           plot_group_lines, plot_paper_vs_ours, table_labels, write_table)
 
 from .grid import DATASETS, INV_TAUS, RATIOS, runs
 
@@ -44,9 +44,7 @@ def cells_from_records(preset: str, records: list[dict]) -> pd.DataFrame:
 
 
 def _notes(preset, ours, table):
-    labels = sorted(set(ours.loc[ours["table"] == table, "label"])) if len(ours) else []
-    head = (f"Ours: preset `{preset}`" + ("" if preset == "paper" else " -- REDUCED BUDGET, not comparable to the paper"))
-    return [head, *(f"run budget: {lab}" for lab in labels or ["no runs of this table in this preset: dashes"]),
+    return [*budget_notes(preset, table_labels(ours, table), empty="no runs of this table in this preset: dashes"),
             "Paper: doi:10.3389/fncom.2023.1296897, see sla_multiexpert/paper_numbers.csv"]
 
 

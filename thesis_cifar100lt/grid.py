@@ -20,12 +20,10 @@ import numpy as np
 import torch
 import yaml
 
-from common.data import thesis_split
 from common.engine import (TrainConfig, autocast, default_device, make_step, predict, seed_everything,
                            use_channels_last)
 from common.experiment import (deep_merge, load_config, loss_from_config, parse_overrides, run_experiment,
-                               transforms_from_config)
-from common.losses import build_loss
+                               thesis_split_from_config, transforms_from_config)
 from common.models import PretrainedWeightsUnavailable, build_model
 from common.profiling import forward_flops, seconds_per_call
 
@@ -66,13 +64,14 @@ def preflight_weights(preset: str, models, overrides: dict | None = None) -> Non
                    "the torch hub and Hugging Face caches listed above to this machine (or set TORCH_HOME / HF_HOME).")
 
 
+VAL_IMAGES = 10000   # the official CIFAR-100 test set, validated on every epoch
+
+
 def _split_sizes(cfg: dict) -> dict:
-    d = cfg["data"]
-    labels = np.repeat(np.arange(100), d.get("train_per_class", 450) + d.get("test_per_class", 50))
-    split = thesis_split(labels, 100, d.get("train_per_class", 450), d.get("test_per_class", 50),
-                         d.get("imb_factor", 0.01), d.get("split_seed", 42), d.get("min_count", 0))
+    """Image counts of the run's training sets and of its final evaluation (validation + tests)."""
+    split = thesis_split_from_config(np.repeat(np.arange(100), 500), 100, cfg["data"])
     return {"balanced": len(split["train"]), "long_tailed": len(split["lt_train"]),
-            "eval": 10000 + len(split["test"]) + len(split["lt_test"])}
+            "eval": VAL_IMAGES + len(split["test"]) + len(split["lt_test"])}
 
 
 def probe_throughput(model, cfg: dict, device, steps: int = 3) -> tuple[float, float]:
@@ -120,7 +119,7 @@ def plan(preset: str, runs, device) -> None:
             del model
         train_ips, eval_ips, flops = probes[model_name, size]
         sizes = _split_sizes(cfg)
-        trained, evaluated = epochs * sizes[train_set], epochs * 10000 + sizes["eval"]
+        trained, evaluated = epochs * sizes[train_set], epochs * VAL_IMAGES + sizes["eval"]
         seconds = trained / train_ips + evaluated / eval_ips
         run_flops = (3 * trained + evaluated) * flops
         total_s, total_flops = total_s + seconds, total_flops + run_flops

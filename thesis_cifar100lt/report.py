@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from common.engine import read_records
-from common.report import (_pyplot, budget_label, comparison_table, load_paper_numbers, ours_frame, plot_paper_vs_ours,
-                           write_table)
+from common.report import (_pyplot, budget_label, budget_notes, comparison_table, load_paper_numbers, ours_frame,
+                           plot_paper_vs_ours, table_labels, write_table)
 
 HERE = Path(__file__).parent
 RESULTS = Path("results/thesis_cifar100lt")
@@ -117,9 +117,7 @@ def _loss_lines_figure(paper, ours, table, path, title):
 
 
 def _notes(preset, labels, what):
-    budget = "" if preset == "paper" else " -- REDUCED BUDGET, not comparable to the thesis"
-    return [what, f"Ours: preset `{preset}`{budget}",
-            *(f"run budget: {lab}" for lab in labels or ["no runs yet: every 'ours' cell is a dash"])]
+    return [what, *budget_notes(preset, labels, "the thesis")]
 
 
 def main(argv=None):
@@ -130,14 +128,14 @@ def main(argv=None):
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
     records = read_records(args.results / "runs" / args.preset)
     per_run = ours_frame([cell for rec in records for cell in cells_from_record(rec)])
-    labels = sorted(set(per_run["label"])) if len(per_run) else []
+    labels = table_labels(per_run)
     ours = pd.concat([per_run, derived_tables(per_run, "; ".join(labels))], ignore_index=True)
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
 
     for (model, train_set), table in TABLES.items():
         df = comparison_table(paper, ours, table, LOSS_ROWS, COLUMNS)
-        tab_labels = sorted(set(per_run.loc[per_run["table"] == table, "label"])) if len(per_run) else []
+        tab_labels = table_labels(per_run, table)
         what = f"Thesis Table {table}: {model}, trained on the {train_set.replace('_', '-')} set; top-1 accuracy (%)."
         stem = f"table_{table.replace('.', '_')}"
         write_table(df, out / stem, f"Table {table} ({args.preset} preset)", _notes(args.preset, tab_labels, what))

@@ -152,7 +152,8 @@ def simclr_color(x: torch.Tensor, blur: bool = True) -> torch.Tensor:
 
 
 def autoaugment_cifar(x: torch.Tensor) -> torch.Tensor:
-    """AutoAugment with the CIFAR-10 policy (Cubuk et al. 2019) on a uint8 batch.
+    """AutoAugment with the CIFAR-10 policy (Cubuk et al. 2019) on a uint8 batch (a float batch
+    in [0, 1] is first rounded to 8 bits, the images torchvision's ops are defined on).
 
     Each sample draws its own sub-policy, op coins and magnitude signs, as torchvision's
     ``AutoAugment`` does per image; samples that share an (op, magnitude, sign) are
@@ -161,6 +162,8 @@ def autoaugment_cifar(x: torch.Tensor) -> torch.Tensor:
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import autoaugment as aa
 
+    if x.dtype != torch.uint8:
+        x = x.mul(255).round_().clamp_(0, 255).to(torch.uint8)
     policy = aa.AutoAugment(aa.AutoAugmentPolicy.CIFAR10)
     space = policy._augmentation_space(10, (x.shape[-2], x.shape[-1]))
     n = x.shape[0]
@@ -213,7 +216,7 @@ def mixup_loss(loss_fn, logits, y_a, y_b, lam: float):
     return lam * loss_fn(logits, y_a) + (1 - lam) * loss_fn(logits, y_b)
 
 
-# name -> uint8 (or, but for AutoAugment, float in [0, 1]) batch in, float batch in [0, 1] out
+# name -> uint8 or float-in-[0, 1] batch in, float batch in [0, 1] out
 _SPATIAL: dict[str, Callable] = {
     "none": to_float,
     "standard": lambda x: to_float(random_flip(random_crop(x, x.shape[-1], 4))),
@@ -221,7 +224,6 @@ _SPATIAL: dict[str, Callable] = {
     "strong": lambda x: to_float(autoaugment_cifar(random_flip(random_crop(x, x.shape[-1], 4)))),
 }
 _SPATIAL["weak"] = _SPATIAL["standard"]
-_UINT8_ONLY = {"strong"}  # torchvision's AutoAugment ops (posterize, ...) are defined on uint8 images
 AUGMENTATIONS = tuple(_SPATIAL)
 
 
@@ -238,10 +240,7 @@ def build_augment(name: str = "standard", mean=CIFAR10_MEAN, std=CIFAR10_STD,
     def augment(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):  # augment in full precision
             if size is not None and resize_first:  # float, like the test images (and the thesis's tensors)
-                x = resize(x, size)
-                if name in _UINT8_ONLY:
-                    x = x.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-                x = spatial(x)
+                x = spatial(resize(x, size))
             else:
                 x = spatial(x)
                 if size is not None:
