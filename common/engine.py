@@ -3,20 +3,22 @@
 ``fit`` trains with SGD or Adam under a per-epoch learning-rate schedule (linear warm-up,
 then step / multi-step / cosine / constant), bf16 autocast and channels_last on CUDA, a tqdm
 bar, a JSON-lines log, a checkpoint every epoch (``last.pt``, resumed automatically) and
-optionally the best-on-validation one (``best.pt``). A study changes what one step computes
+optionally the best-on-validation one (``best.pt``); checkpoints hold tensors and plain data
+only and load with ``weights_only=True``. A study changes what one step computes
 by passing ``step`` (e.g. several augmented views and experts); a classifier-only second
 stage is ``classifier_only=True``; deferred re-weighting rides on ``loss.set_epoch``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import platform
 import random
 import subprocess
+import sys
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -27,39 +29,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .config import TrainConfig, config_diff
 from .data.augment import mixup, mixup_loss
+from .optim import build_optimizer, lr_factor  # noqa: F401  (lr_factor: part of the engine's API)
+
+REPO = Path(__file__).resolve().parents[1]
+LOCK_FILE = REPO / "requirements.lock"
 
 
 class NonFiniteLossError(RuntimeError):
     pass
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 200
-    batch_size: int = 128
-    optimizer: str = "sgd"            # sgd | adam
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 2e-4
-    schedule: str = "multistep"       # multistep | step | cosine | constant
-    milestones: list = field(default_factory=lambda: [160, 180])
-    gamma: float = 0.1
-    step_size: int = 30
-    warmup_epochs: int = 0
-    mixup_alpha: float = 0.0
-    amp: bool = True                  # bf16 autocast, CUDA only
-    channels_last: bool = True        # CUDA only
-    seed: int = 0
-    deterministic: bool = False       # True: cudnn.deterministic; False: cudnn.benchmark (autotuned kernels)
-    select_best: bool = False         # keep best.pt by validation accuracy and evaluate it
-    eval_every: int = 1
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+class CheckpointError(RuntimeError):
+    """A ``last.pt`` that cannot be resumed: not a plain checkpoint, or another config's."""
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -72,31 +55,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def lr_factor(epoch: int, cfg: TrainConfig) -> float:
-    """Multiplier of the base learning rate during ``epoch`` (0-based)."""
-    if epoch < cfg.warmup_epochs:
-        return (epoch + 1) / cfg.warmup_epochs
-    if cfg.schedule == "multistep":
-        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
-    if cfg.schedule == "step":
-        return cfg.gamma ** (epoch // cfg.step_size)
-    if cfg.schedule == "cosine":
-        span = max(1, cfg.epochs - cfg.warmup_epochs)
-        return 0.5 * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / span))
-    if cfg.schedule == "constant":
-        return 1.0
-    raise ValueError(f"unknown schedule {cfg.schedule!r}")
-
-
-def build_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected sgd or adam")
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -144,22 +102,54 @@ def predict(model: nn.Module, images: torch.Tensor, transform: Callable, batch_s
 
 
 def _save_atomic(obj, path: Path) -> None:
+    """Write to a temporary file, then rename: a kill leaves the old file or the new, never half of one."""
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
-def _rng_state():
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+def _rng_state() -> dict:
+    """Every RNG the training loop draws from, as tensors and plain numbers (``weights_only`` loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+            "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": py_gauss},
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
-def _set_rng_state(state):
+def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint of tensors and plain data (``weights_only=True``: nothing in it can run code)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+    except Exception as err:  # a crafted pickle, a truncated or foreign file
+        raise CheckpointError(f"{path} is not a checkpoint this project wrote, so it was not loaded "
+                              f"({type(err).__name__}: {str(err).splitlines()[0]}). "
+                              f"Delete it to restart the run from scratch.") from err
+
+
+def _check_same_run(ckpt: dict, run_config: dict, path: Path) -> None:
+    saved = ckpt.get("run_config")
+    if saved == run_config:
+        return
+    changes = config_diff(saved, run_config) if isinstance(saved, dict) else ["(the checkpoint names no config)"]
+    raise CheckpointError(
+        f"{path} belongs to a run with another config, so it was not resumed:\n  "
+        + "\n  ".join(changes[:10]) + ("\n  ..." if len(changes) > 10 else "")
+        + f"\nTo restart this run from scratch, delete {path.parent} (or just {path.name}); "
+          f"to finish the interrupted run, run it again with its old config.")
 
 
 def _set_train_mode(model: nn.Module, classifier_only: bool) -> None:
@@ -199,16 +189,19 @@ def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progr
 
 def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         validate: Callable | None = None, classifier_only: bool = False,
-        epoch_hooks: tuple = (), progress: bool = True, log_name: str = "log.jsonl") -> list[dict]:
+        epoch_hooks: tuple = (), progress: bool = True, log_name: str = "log.jsonl",
+        run_config: dict | None = None) -> list[dict]:
     """Train ``model`` for ``cfg.epochs`` epochs, resuming from ``out_dir/last.pt`` if present.
 
     ``step(model, images, labels, indices, epoch) -> loss``; ``validate(model) -> dict`` with
     at least ``accuracy``; ``epoch_hooks`` are called with the epoch number before it starts
     (``loss.set_epoch`` style). Returns the per-epoch log. With ``cfg.select_best`` the model
-    ends holding the best validation checkpoint.
+    ends holding the best validation checkpoint. ``run_config`` (default: ``cfg``) is stored
+    in ``last.pt``; a ``last.pt`` stored under another config is refused, never resumed.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    run_config = cfg.model_dump(mode="json") if run_config is None else run_config
     device = next(model.parameters()).device
     use_channels_last(model, cfg)
     if classifier_only:
@@ -219,13 +212,17 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     last, best_path = out_dir / "last.pt", out_dir / "best.pt"
     start, best_acc, history = 0, -1.0, []
     if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+        ckpt = load_checkpoint(last)
+        _check_same_run(ckpt, run_config, last)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, best_acc, history = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["history"]
         _set_rng_state(ckpt["rng"])
         if start < cfg.epochs:
             print(f"resuming {out_dir} from epoch {start}/{cfg.epochs}")
+    else:
+        best_path.unlink(missing_ok=True)   # left by a run that died before its first checkpoint
+    _write_log(out_dir / log_name, history)  # the log holds exactly the checkpointed epochs
 
     for epoch in range(start, cfg.epochs):
         for group in optimizer.param_groups:
@@ -247,15 +244,22 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
                 _save_atomic({"model": model.state_dict(), "epoch": epoch}, best_path)
         history.append(row)
         _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                      "best_acc": best_acc, "history": history, "rng": _rng_state()}, last)
+                      "best_acc": best_acc, "history": history, "rng": _rng_state(), "run_config": run_config},
+                     last)
         with open(out_dir / log_name, "a") as f:
             f.write(json.dumps(row) + "\n")
         if progress:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
     if cfg.select_best and best_path.exists():
-        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["model"])
+        model.load_state_dict(load_checkpoint(best_path)["model"])
     return history
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in history))
+    os.replace(tmp, path)
 
 
 def _git_commit() -> str | None:
@@ -265,6 +269,11 @@ def _git_commit() -> str | None:
         return done.stdout.strip() if done.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def lock_hash() -> str | None:
+    """sha256 of ``requirements.lock``, the exact package set the project is tested with."""
+    return hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest() if LOCK_FILE.is_file() else None
 
 
 def environment() -> dict:
@@ -279,7 +288,7 @@ def environment() -> dict:
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "timm": timm.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
-        "git_commit": _git_commit(),
+        "git_commit": _git_commit(), "requirements_lock_sha256": lock_hash(),
     }
 
 
@@ -304,8 +313,8 @@ def _jsonable(obj):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
-    if hasattr(obj, "__dataclass_fields__"):
-        return asdict(obj)
+    if hasattr(obj, "model_dump"):   # a pydantic config section
+        return obj.model_dump(mode="json")
     return str(obj)
 
 
@@ -313,7 +322,12 @@ def read_records(root) -> list[dict]:
     """Every ``record.json`` under ``root`` (finished runs only), with its folder."""
     records = []
     for path in sorted(Path(root).rglob("record.json")):
-        rec = json.loads(path.read_text())
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            print(f"warning: {path} is unreadable and left out ({err}); delete it to re-run that run",
+                  file=sys.stderr)
+            continue
         rec["run_dir"] = str(path.parent)
         records.append(rec)
     return records

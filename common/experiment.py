@@ -1,10 +1,11 @@
 """Config-driven single run: data -> model -> loss -> fit -> evaluate -> ``record.json``.
 
-    python -m common.experiment CONFIG.yaml --preset smoke --out results/runs/NAME
+    python -m common.experiment CONFIG.yaml --preset smoke --out results/runs/NAME [--set train.epochs=5]
 
-A config is a YAML mapping with ``data``, ``model``, ``loss``, ``train`` and ``eval``
-sections and optional ``presets: {smoke: {...}, quick: {...}, paper: {...}}`` whose entries
-are deep-merged over the base. A run whose ``record.json`` exists is skipped.
+The config (see :mod:`common.config`) is validated before anything is read or trained. A run
+folder is claimed with a file lock while it trains, so several processes (or machines on a
+shared file system) can work through one grid; a finished run (``record.json``) is skipped
+when its config is the one asked for and reported as stale when it is not.
 """
 from __future__ import annotations
 
@@ -13,70 +14,55 @@ import copy
 import functools
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-import yaml
+from filelock import FileLock, Timeout
 
 from . import data as D
+from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record,  # noqa: F401
+                     deep_merge, load_config, parse_overrides, validate_config)
 from .data.synthetic import is_synthetic
-from .engine import TrainConfig, default_device, fit, make_step, now, predict, seed_everything, write_record
+from .engine import (CheckpointError, NonFiniteLossError, default_device, fit, make_step, now, predict,
+                     seed_everything, write_record)
 from .losses import build_loss
+from .methods import get_method
 from .metrics import evaluate_predictions
 from .models import build_model
 
-NORMALISATION = {
-    "cifar10": (D.CIFAR10_MEAN, D.CIFAR10_STD),
-    "cifar100": (D.CIFAR100_MEAN, D.CIFAR100_STD),
-    "ldam": (D.LDAM_MEAN, D.LDAM_STD),
-    "imagenet": (D.IMAGENET_MEAN, D.IMAGENET_STD),
-}
+
+class RunClaimedError(RuntimeError):
+    """Another process holds this run's claim (it is training it now)."""
 
 
-def deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+class StaleRunError(RuntimeError):
+    """The run folder holds a finished run of another config."""
 
 
-def load_config(path, preset: str | None = None, overrides: dict | None = None) -> dict:
-    cfg = yaml.safe_load(Path(path).read_text())
-    presets = cfg.pop("presets", {}) or {}
-    if preset is not None:
-        if preset not in presets:
-            raise ValueError(f"{path}: no preset {preset!r}; it has {sorted(presets)}")
-        cfg = deep_merge(cfg, presets[preset])
-    cfg = deep_merge(cfg, overrides or {})
-    cfg["preset"] = preset
-    return cfg
+class ResultsNotWritableError(RuntimeError):
+    pass
 
 
-def parse_overrides(items) -> dict:
-    """``["train.epochs=5", "model.pretrained=false"]`` -> nested dict; values are parsed as YAML."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"override {item!r} is not SECTION.KEY=VALUE")
-        node = overrides
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
-    return overrides
+# what a command line reports in one message (no traceback): the user's input or files are at fault
+RUN_ERRORS = (ConfigError, D.CifarError, CheckpointError, StaleRunError, RunClaimedError, ResultsNotWritableError,
+              NonFiniteLossError)
 
 
-def thesis_split_from_config(labels, num_classes: int, dcfg: dict) -> dict:
+def thesis_split_from_config(labels, num_classes: int, dcfg: DataConfig) -> dict:
     """:func:`common.data.thesis_split` with the ``data`` section's sizes, imbalance and seed."""
-    return D.thesis_split(labels, num_classes, dcfg.get("train_per_class", 450), dcfg.get("test_per_class", 50),
-                          dcfg.get("imb_factor", 0.01), dcfg.get("split_seed", 42), dcfg.get("min_count", 0))
+    return D.thesis_split(labels, num_classes, dcfg.train_per_class, dcfg.test_per_class, dcfg.imb_factor,
+                          dcfg.split_seed, dcfg.min_count)
 
 
-def build_datasets(dcfg: dict, root) -> dict:
+def num_classes_of(dcfg: DataConfig) -> int:
+    return dcfg.classes or D.cifar.LAYOUTS[dcfg.dataset].num_classes
+
+
+def build_datasets(dcfg: DataConfig, root) -> dict:
     """Train images / labels / class counts, the test sets, and the validation set if any.
 
     ``split: standard``: train = long-tailed subset of the official train set (LDAM-DRW
@@ -85,35 +71,33 @@ def build_datasets(dcfg: dict, root) -> dict:
     ``train_set`` picks ``balanced`` or ``long_tailed``, the official test set validates,
     and the balanced and long-tailed test splits are the test sets.
     """
-    name = dcfg["dataset"]
-    train_x, train_y, classes = D.load_cifar(name, root, train=True)
-    test_x, test_y, _ = D.load_cifar(name, root, train=False)
-    if dcfg.get("classes"):  # the first k classes, renumbered
-        keep = list(range(dcfg["classes"]))
+    train_x, train_y, classes = D.load_cifar(dcfg.dataset, root, train=True)
+    test_x, test_y, _ = D.load_cifar(dcfg.dataset, root, train=False)
+    if dcfg.classes:  # the first k classes, renumbered
+        keep = list(range(dcfg.classes))
         idx, train_y = D.select_classes(train_y, keep)
         train_x = train_x[idx]
         idx, test_y = D.select_classes(test_y, keep)
         test_x, classes = test_x[idx], [classes[c] for c in keep]
     num_classes = len(classes)
     out = {"classes": classes, "num_classes": num_classes}
-    if dcfg.get("split", "standard") == "thesis":
+    if dcfg.split == "thesis":
         split = thesis_split_from_config(train_y, num_classes, dcfg)
-        train_idx = split["lt_train" if dcfg.get("train_set", "long_tailed") == "long_tailed" else "train"]
+        train_idx = split["lt_train" if dcfg.train_set == "long_tailed" else "train"]
         out["train"] = (train_x[train_idx], train_y[train_idx])
         out["tests"] = {"balanced": (train_x[split["test"]], train_y[split["test"]]),
                         "long_tailed": (train_x[split["lt_test"]], train_y[split["lt_test"]])}
         out["val"] = (test_x, test_y)
         out["group_counts"] = split["lt_train_counts"]  # head/middle/tail follow the LT profile
     else:
-        if dcfg.get("imb_factor"):
+        if dcfg.imb_factor:
             num_max = int(np.bincount(train_y).max())
-            counts = D.longtail_counts(num_max, num_classes, dcfg["imb_factor"], dcfg.get("profile", "exp"),
-                                       min_count=dcfg.get("min_count", 0))
-            idx = D.longtail_indices(train_y, counts, dcfg.get("lt_seed", 0))
+            counts = D.longtail_counts(num_max, num_classes, dcfg.imb_factor, dcfg.profile, min_count=dcfg.min_count)
+            idx = D.longtail_indices(train_y, counts, dcfg.lt_seed)
             train_x, train_y = train_x[idx], train_y[idx]
         out["train"] = (train_x, train_y)
         out["tests"] = {"test": (test_x, test_y)}
-        out["val"] = (test_x, test_y) if dcfg.get("validate_on_test", False) else None
+        out["val"] = (test_x, test_y) if dcfg.validate_on_test else None
         out["group_counts"] = None
     out["train_counts"] = D.class_counts(out["train"][1], num_classes).tolist()
     if out["group_counts"] is None:
@@ -132,26 +116,23 @@ def data_provenance(name: str, root) -> str:
     return name
 
 
-def loss_from_config(cfg: dict, class_counts) -> torch.nn.Module:
+def loss_from_config(cfg: ExperimentConfig, class_counts) -> torch.nn.Module:
     """The ``loss`` section (``name`` plus keyword arguments) built for these class counts."""
-    lcfg = dict(cfg.get("loss", {"name": "ce"}))
-    return build_loss(lcfg.pop("name"), class_counts, **lcfg)
+    return build_loss(class_counts=class_counts, **cfg.loss.model_dump())
 
 
-def transforms_from_config(cfg: dict) -> tuple[Callable, Callable]:
+def transforms_from_config(cfg: ExperimentConfig) -> tuple[Callable, Callable]:
     """``(augment, test_transform)`` from the ``train`` section: ``augment(name)`` builds that
     training augmentation; both take uint8 batches to normalised float batches."""
-    train = cfg.get("train", {})
-    mean, std = NORMALISATION[train.get("normalize", cfg["data"]["dataset"])]
-    size, resize_first = train.get("size"), train.get("resize_first", False)
-    return (lambda name: D.build_augment(name, mean, std, size, resize_first)), D.build_augment("none", mean, std, size)
+    t = cfg.train
+    mean, std = D.NORMALISATIONS[t.normalize or cfg.data.dataset]
+    return (lambda name: D.build_augment(name, mean, std, t.size, t.resize_first)), D.build_augment("none", mean, std, t.size)
 
 
 @dataclass
 class RunContext:
     """What a study's ``build_step`` gets to assemble its training step from."""
-    cfg: dict
-    train_cfg: TrainConfig
+    cfg: ExperimentConfig
     data: dict               # build_datasets output (train counts, classes, ...)
     model: torch.nn.Module
     loss_fn: torch.nn.Module
@@ -159,42 +140,122 @@ class RunContext:
     test_transform: Callable
     augment: Callable        # augmentation name -> uint8 batch -> normalised float batch
 
+    @property
+    def train_cfg(self):
+        return self.cfg.train
+
 
 def default_step(ctx: RunContext):
     """The plain step (``train.augment``, optional mixup) and the loss's epoch hook."""
-    augment = ctx.augment(ctx.cfg.get("train", {}).get("augment", "standard"))
     hooks = (ctx.loss_fn.set_epoch,) if hasattr(ctx.loss_fn, "set_epoch") else ()
-    return make_step(ctx.loss_fn, augment, ctx.train_cfg.mixup_alpha), hooks
+    return make_step(ctx.loss_fn, ctx.augment(ctx.cfg.train.augment), ctx.cfg.train.mixup_alpha), hooks
 
 
-def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bool = True,
-                   build_step: Callable | None = None) -> dict:
-    """One run end to end. ``build_step(ctx) -> (step, epoch_hooks)`` replaces the plain step."""
+def record_config(record: dict) -> dict:
+    """A finished run's resolved config (records older than the schema get its defaults filled
+    in, when they still validate)."""
+    if "config_hash" in record:
+        return record["config"]
+    config = copy.deepcopy(record["config"])
+    if isinstance(config.get("method"), dict):   # before methods were named, seed 003's was the only one
+        config["method"].setdefault("name", "sla_multiexpert")
+    try:
+        return config_record(validate_config(config))
+    except ConfigError:
+        return record["config"]
+
+
+def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
+    """The run's ``record.json`` if it finished under ``cfg``; raises :class:`StaleRunError` if
+    it finished under another config; None if it has not finished."""
+    path = out_dir / "record.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    if record.get("config_hash", config_hash(record_config(record))) == config_hash(cfg):
+        return record
+    changes = config_diff(record_config(record), config_record(cfg))
+    raise StaleRunError(f"{path} was written under another config ({'; '.join(changes[:4]) or 'an older schema'}"
+                        f"{'; ...' if len(changes) > 4 else ''}). It is kept as it is: re-run it with --rerun-stale "
+                        f"(or delete {out_dir}).")
+
+
+def _prepare_folder(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ResultsNotWritableError(f"results folder {out_dir} is not writable ({err.strerror or err}); "
+                                      f"pass another --out or fix its permissions") from err
+
+
+@contextmanager
+def claim(out_dir: Path, wait: bool = False):
+    """Hold the run's claim (``claim.lock``) while the block runs. Without ``wait`` a claim held
+    by another process raises :class:`RunClaimedError`; a dead process's claim is free (the
+    operating system drops its lock)."""
+    lock = FileLock(out_dir / "claim.lock")
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        raise RunClaimedError(f"{out_dir} is being trained by another process") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def run_experiment(cfg: ExperimentConfig, out_dir, data_root=None, device=None, progress: bool = True,
+                   build_step: Callable | None = None, wait: bool = False, rerun_stale: bool = False) -> dict:
+    """One run end to end; returns its record. ``build_step(ctx) -> (step, epoch_hooks)``
+    replaces the step of ``cfg.method`` (or the plain one). A run finished under ``cfg`` is
+    skipped; one finished under another config raises :class:`StaleRunError` unless
+    ``rerun_stale``; one another process is training raises :class:`RunClaimedError` unless
+    ``wait`` (then it waits, and trains it if that process died before finishing)."""
     out_dir = Path(out_dir)
-    if (out_dir / "record.json").exists():
+    try:
+        record = finished_record(out_dir, cfg)
+    except StaleRunError:
+        if not rerun_stale:
+            raise
+        record = None
+    if record is not None:
         print(f"skip {out_dir}: finished")
-        return json.loads((out_dir / "record.json").read_text())
+        return record
+    _prepare_folder(out_dir)
+    with claim(out_dir, wait):
+        try:
+            record = finished_record(out_dir, cfg)       # finished by another process meanwhile?
+        except StaleRunError:
+            (out_dir / "record.json").unlink()           # rerun_stale: the old record goes
+        if record is not None:
+            print(f"skip {out_dir}: finished by another process")
+            return record
+        return _train_and_record(cfg, out_dir, data_root, device, progress, build_step)
+
+
+def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, progress, build_step) -> dict:
     started = now()
     device = torch.device(device) if device else default_device()
     root = Path(data_root) if data_root else D.default_data_root()
-    tcfg = TrainConfig.from_dict(cfg.get("train", {}))
+    tcfg = cfg.train
+    if build_step is None:
+        build_step = get_method(cfg.method.name).build_step if cfg.method is not None else default_step
     seed_everything(tcfg.seed, tcfg.deterministic)
-    ds = build_datasets(cfg["data"], root)
-
-    mcfg = cfg["model"]
-    model = build_model(mcfg["name"], ds["num_classes"], pretrained=mcfg.get("pretrained", False),
-                        weights=mcfg.get("weights"), **mcfg.get("kwargs", {})).to(device)
+    mcfg = cfg.model
+    model = build_model(mcfg.name, num_classes_of(cfg.data), pretrained=mcfg.pretrained, weights=mcfg.weights,
+                        **mcfg.kwargs).to(device)
+    ds = build_datasets(cfg.data, root)
     loss_fn = loss_from_config(cfg, ds["train_counts"]).to(device)
     augment, test_tf = transforms_from_config(cfg)
-    train = cfg.get("train", {})
     train_x, train_y = ds["train"]
-    weights = (D.class_balanced_sample_weights(train_y) if cfg["data"].get("sampler") == "class_balanced" else None)
+    weights = D.class_balanced_sample_weights(train_y) if cfg.data.sampler == "class_balanced" else None
     loader = D.BatchLoader(D.to_tensor_images(train_x, device), train_y, tcfg.batch_size, shuffle=True,
                            sample_weights=weights, seed=tcfg.seed)
     tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
-    eval_bs = train.get("eval_batch_size", 500)
-    ctx = RunContext(cfg, tcfg, ds, model, loss_fn, loader, test_tf, augment)
-    step, hooks = (build_step or default_step)(ctx)
+    step, hooks = build_step(RunContext(cfg, ds, model, loss_fn, loader, test_tf, augment))
 
     val = None
     if ds["val"] is not None:
@@ -202,20 +263,18 @@ def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bo
 
     def validate(m):
         x, y = val
-        return {"accuracy": float((predict(m, x, test_tf, eval_bs, tcfg.amp).argmax(1) == y).mean())}
+        return {"accuracy": float((predict(m, x, test_tf, tcfg.eval_batch_size, tcfg.amp).argmax(1) == y).mean())}
 
+    run_config = config_record(cfg)
     history = fit(model, loader, tcfg, out_dir, step=step, validate=validate if val is not None else None,
-                  epoch_hooks=hooks, progress=progress)
+                  epoch_hooks=hooks, progress=progress, run_config=run_config)
 
-    ecfg = cfg.get("eval", {})
     metrics = {}
     for name, (x, y) in tests.items():
-        probs = predict(model, x, test_tf, eval_bs, amp=False)  # fp32: ECE and ties need exact logits
-        metrics[name] = evaluate_predictions(probs, y, ds["group_counts"], ecfg.get("groups", ["shot"]),
-                                             ecfg.get("n_bins", 15))
-    record_cfg = {k: v for k, v in cfg.items() if k != "preset"}
-    write_record(out_dir, record_cfg, metrics, started, preset=cfg.get("preset"), epochs=tcfg.epochs,
-                 data=data_provenance(cfg["data"]["dataset"], root), data_root=str(root),
+        probs = predict(model, x, test_tf, tcfg.eval_batch_size, amp=False)  # fp32: ECE and ties need exact logits
+        metrics[name] = evaluate_predictions(probs, y, ds["group_counts"], cfg.eval.groups, cfg.eval.n_bins)
+    write_record(out_dir, run_config, metrics, started, config_hash=config_hash(run_config), preset=cfg.preset,
+                 epochs=tcfg.epochs, data=data_provenance(cfg.data.dataset, root), data_root=str(root),
                  train_counts=ds["train_counts"], classes=ds["classes"], history=history)
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
@@ -225,18 +284,20 @@ def run_experiment(cfg: dict, out_dir, data_root=None, device=None, progress: bo
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
-    parser.add_argument("--preset", default=None, choices=["smoke", "quick", "paper", None])
+    parser.add_argument("--preset", default=None, help="one of the config file's presets (default: none, the file as is)")
     parser.add_argument("--out", required=True, help="run folder (record.json, log.jsonl, checkpoints)")
     parser.add_argument("--data", default=None, help="data root (default: $LTREPRO_DATA or ./data)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value, e.g. --set train.epochs=5 (value parsed as YAML)")
+    parser.add_argument("--rerun-stale", action="store_true",
+                        help="re-train when --out holds a finished run of another config")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.preset, parse_overrides(args.set))
     try:
-        rec = run_experiment(cfg, args.out, args.data, args.device)
-    except D.CifarNotFoundError as err:
-        sys.exit(str(err))
+        cfg = load_config(args.config, args.preset, cli=parse_overrides(args.set))
+        rec = run_experiment(cfg, args.out, args.data, args.device, rerun_stale=args.rerun_stale)
+    except RUN_ERRORS as err:
+        sys.exit(f"error: {err}")
     for name, m in rec["metrics"].items():
         print(f"{name}: accuracy {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%")
 

@@ -5,7 +5,18 @@ import time
 from typing import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+
+def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# Attention kernels torch's FlopCounterMode has no formula for (torch 2.14: the CPU flash
+# kernel that F.scaled_dot_product_attention and nn.MultiheadAttention dispatch to), counted
+# with torch's own SDPA formula.
+EXTRA_FLOP_FORMULAS = {getattr(torch.ops.aten, name): _sdpa_flops
+                       for name in ("_scaled_dot_product_flash_attention_for_cpu",) if hasattr(torch.ops.aten, name)}
 
 
 def synchronize(device: torch.device) -> None:
@@ -29,11 +40,11 @@ def forward_flops(model: torch.nn.Module, size: int, channels: int = 3) -> int:
     """FLOPs of one forward pass of one ``size`` x ``size`` image (matmuls and convolutions,
     multiply-add = 2 FLOPs, as torch's FlopCounterMode counts). A training step costs about
     three times this (forward, and backward for activations and for weights)."""
-    device = next(model.parameters()).device
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:  # with grad enabled: under no_grad nn.MultiheadAttention takes a fused path the counter misses
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
             model(torch.zeros(1, channels, size, size, device=device))
     finally:
         for m, training in modes.items():

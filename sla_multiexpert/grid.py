@@ -10,14 +10,16 @@ minutes (the other cells show a dash).
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.experiment import load_config, run_experiment
-
-from .train import build_step
+from common.config import load_config, parse_overrides, preset_names
+from common.experiment import RUN_ERRORS
+from common.grid import Job, run_jobs
 
 HERE = Path(__file__).parent
+CONFIGS = (HERE / "configs" / "method.yaml", HERE / "configs" / "ce_baseline.yaml")
 DATASETS = ("cifar10", "cifar100")
 RATIOS = (200, 100, 50, 10)
 INV_TAUS = (0.9, 0.8, 0.7, 0.6, 0.5)          # 1 / tau; 1 / tau = 1 is the main run
@@ -31,7 +33,6 @@ class Run:
     config: str                                # file in configs/
     overrides: dict
     cells: dict = field(default_factory=dict)  # (table, row, column) -> metric
-    uses_method: bool = True
 
 
 def _data(ds, ratio):
@@ -63,7 +64,7 @@ def runs(preset: str) -> list[Run]:
                                    ("fig6", "alpha_0.2", "cifar10_100_ece"): "ece"})
             out.append(Run(f"{ds}_r{ratio}__ours", "method.yaml", _data(ds, ratio), ours_cells))
             out.append(Run(f"{ds}_r{ratio}__ce", "ce_baseline.yaml", _data(ds, ratio),
-                           {("2", "ce", key): "accuracy"}, uses_method=False))
+                           {("2", "ce", key): "accuracy"}))
             if sweep_ratios and ratio not in sweep_ratios:
                 continue
             for inv in inv_taus:
@@ -95,29 +96,44 @@ def runs(preset: str) -> list[Run]:
     return out
 
 
-def run_config(run: Run, preset: str) -> dict:
-    return load_config(HERE / "configs" / run.config, preset, run.overrides)
+def run_config(run: Run, preset: str, cli: dict | None = None):
+    return load_config(HERE / "configs" / run.config, preset, run.overrides, cli)
+
+
+def describe(record: dict) -> str:
+    m = record["metrics"]["test"]
+    return (f"top-1 {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%  many/medium/few "
+            f"{100 * m['many']:.1f}/{100 * m['medium']:.1f}/{100 * m['few']:.1f}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=["smoke", "cpu_hour", "quick", "paper"])
+    parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", default="results/sla_multiexpert/runs")
     parser.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
     parser.add_argument("--list", action="store_true", help="print the run names and exit")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override the preset for every run (needs its own --out)")
+    parser.add_argument("--rerun-stale", action="store_true",
+                        help="re-train runs that finished under another config (default: report them, keep them)")
     args = parser.parse_args(argv)
+    names = [r.name for r in runs(args.preset)]
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown:
+        parser.error(f"--only: no run named {', '.join(unknown)} in preset {args.preset} (see --list)")
     todo = [r for r in runs(args.preset) if args.only is None or r.name in args.only]
     if args.list:
         print("\n".join(r.name for r in todo))
         return
-    for i, run in enumerate(todo, 1):
-        print(f"== [{i}/{len(todo)}] {args.preset} {run.name}", flush=True)
-        rec = run_experiment(run_config(run, args.preset), Path(args.out) / args.preset / run.name, args.data,
-                             build_step=build_step if run.uses_method else None, progress=args.preset != "smoke")
-        m = rec["metrics"]["test"]
-        print(f"   top-1 {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%  many/medium/few "
-              f"{100 * m['many']:.1f}/{100 * m['medium']:.1f}/{100 * m['few']:.1f}", flush=True)
+    if args.set and args.out == parser.get_default("out"):
+        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
+    try:
+        cli = parse_overrides(args.set)
+        jobs = [Job(r.name, run_config(r, args.preset, cli), Path(args.out) / args.preset / r.name) for r in todo]
+        run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale, describe=describe)
+    except RUN_ERRORS as err:
+        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

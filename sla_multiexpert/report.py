@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.config import preset_names
 from common.engine import read_records
 from common.report import (budget_label, budget_notes, comparison_table, load_paper_numbers, ours_frame,
                            plot_group_lines, plot_paper_vs_ours, table_labels, write_table)
 
-from .grid import DATASETS, INV_TAUS, RATIOS, runs
+from .grid import CONFIGS, DATASETS, INV_TAUS, RATIOS, runs
 
 HERE = Path(__file__).parent
 RESULTS = Path("results/sla_multiexpert")
@@ -50,7 +51,7 @@ def _notes(preset, ours, table):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True)
+    parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     args = parser.parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
     records = read_records(RESULTS / "runs" / args.preset)

@@ -10,11 +10,16 @@ and ablations), averaged over the batch, summed over experts.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, model_validator
 
-from common.data import mixup, mixup_loss
+from common.config import Section, one_of
+from common.data import AUGMENTATIONS, mixup, mixup_loss
 from common.experiment import RunContext
+from common.methods import register_method
 
 from . import model as _model  # noqa: F401  (registers multi_expert_resnet32)
 from .sla import BenchmarkCosines, class_weight_table, expert_cosines, focal_weights, sla_weights
@@ -22,17 +27,35 @@ from .sla import BenchmarkCosines, class_weight_table, expert_cosines, focal_wei
 WEIGHTINGS = ("sla", "rw", "cb", "fl", "none")
 
 
+class SLAMethod(Section):
+    """The ``method`` section of seed 003's runs."""
+    name: Annotated[str, one_of(("sla_multiexpert",), "method")]
+    augments: list[Annotated[str, one_of(AUGMENTATIONS, "augmentation")]] = ["weak", "medium", "strong"]  # one per expert
+    mixup_alpha: NonNegativeFloat = 0.2         # stage 1; 0 turns mixup off
+    switch_epoch: NonNegativeInt | None = None  # stage 2 from this epoch ...
+    switch_fraction: float | None = Field(None, gt=0, le=1)   # ... or from this fraction of training (wins)
+    weighting: Annotated[str, one_of(WEIGHTINGS, "stage-2 weighting")] = "sla"
+    gamma: float = 1.0                          # SLA / focal exponent
+    tau: float = 1.0                            # SLA temperature
+
+    @model_validator(mode="after")
+    def _switch_given(self):
+        if self.switch_epoch is None and self.switch_fraction is None:
+            raise ValueError("set switch_epoch or switch_fraction (when stage 2 starts)")
+        return self
+
+
+@register_method("sla_multiexpert", SLAMethod)
 def build_step(ctx: RunContext):
-    method = ctx.cfg["method"]
+    method = ctx.cfg.method
     model, counts = ctx.model, ctx.data["train_counts"]
-    weighting = method.get("weighting", "sla")
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown stage-2 weighting {weighting!r}; expected one of {WEIGHTINGS}")
-    switch = (int(method["switch_fraction"] * ctx.train_cfg.epochs) if method.get("switch_fraction")
-              else method["switch_epoch"])             # Table 1 switches at 9/10 of training
-    alpha = method.get("mixup_alpha", 0.2)
-    gamma, tau = method.get("gamma", 1.0), method.get("tau", 1.0)
-    augments = [ctx.augment(name) for name in method.get("augments", ["weak", "medium", "strong"])]
+    weighting = method.weighting
+    if len(method.augments) != model.num_experts:
+        raise ValueError(f"method.augments names {len(method.augments)} views for {model.num_experts} experts")
+    switch = (int(method.switch_fraction * ctx.train_cfg.epochs) if method.switch_fraction
+              else method.switch_epoch)             # Table 1 switches at 9/10 of training
+    alpha, gamma, tau = method.mixup_alpha, method.gamma, method.tau
+    augments = [ctx.augment(name) for name in method.augments]
     offset = ctx.loss_fn.offset()                      # tau_LA * log(pi_train / pi_test), Eq. 7
     device = offset.device
     tracker = BenchmarkCosines(model.num_experts, len(counts), device)

@@ -32,9 +32,16 @@ def test_two_epochs_learn_and_resume(synthetic_root, tmp_path):
     assert acc > 0.3, f"two epochs on learnable synthetic data should beat chance (0.1), got {acc}"
     assert len(history) == 2 and (tmp_path / "full" / "last.pt").exists()
 
-    # interrupted after one epoch, then resumed: same weights as the uninterrupted run
+    # interrupted in the second epoch, then resumed: same weights as the uninterrupted run
     model_a, loader_a, step_a = _setup(synthetic_root)
-    fit(model_a, loader_a, TrainConfig(**{**cfg.__dict__, "epochs": 1}), tmp_path / "resumed", step=step_a, progress=False)
+
+    def interrupted(model, images, labels, indices, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return step_a(model, images, labels, indices, epoch)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(model_a, loader_a, cfg, tmp_path / "resumed", step=interrupted, progress=False)
     model_b, loader_b, step_b = _setup(synthetic_root, init_seed=123)  # fresh weights, overwritten by the checkpoint
     resumed = fit(model_b, loader_b, cfg, tmp_path / "resumed", step=step_b, progress=False)
     assert [r["epoch"] for r in resumed] == [1, 2]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from common import engine
-from common.experiment import deep_merge, run_experiment
+from common.experiment import run_experiment
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_sla_run_under_bf16_and_channels_last(tiny_root, tmp_path, cuda_like_pre
     from sla_multiexpert.train import build_step
 
     run = next(r for r in runs("smoke") if r.name == "cifar100_r100__ours")
-    cfg = deep_merge(run_config(run, "smoke"), {"data": {"classes": 20}})  # bf16 on a CPU is slow
+    cfg = run_config(run, "smoke", {"data": {"classes": 20}})  # bf16 on a CPU is slow
     rec = run_experiment(cfg, tmp_path / run.name, tiny_root, build_step=build_step, progress=False)
     _finite(rec)
     assert len(rec["history"]) == 2 and any(cuda_like_precision)  # both stages, under bf16 autocast

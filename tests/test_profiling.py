@@ -34,6 +34,19 @@ def test_forward_flops_counts_attention():
     assert forward_flops(TokenAttention(d), 2, channels=d) == projections + scores_and_mix
 
 
+class PlainAttention(nn.Module):
+    """Single-head attention through F.scaled_dot_product_attention, as timm's ViT blocks call it."""
+
+    def forward(self, x):
+        tokens = x.flatten(2).transpose(1, 2)[:, None]          # batch, 1 head, tokens, channels
+        return torch.nn.functional.scaled_dot_product_attention(tokens, tokens, tokens)
+
+
+def test_forward_flops_counts_scaled_dot_product_attention():
+    d, n = 8, 3 * 3
+    assert forward_flops(PlainAttention(), 3, channels=d) == 2 * (2 * n * n * d)   # q k^T and p v
+
+
 def test_seconds_per_call_times_only_the_timed_calls(monkeypatch):
     clock = [0.0]
     monkeypatch.setattr(profiling.time, "perf_counter", lambda: clock[0])

@@ -19,10 +19,10 @@ def test_grid_has_56_distinct_runs():
 
 def test_paper_preset_is_the_thesis_protocol():
     cfg = thesis_grid.config("paper", dict(thesis_grid.grid())["resnet50__ce__long_tailed"])
-    t = cfg["train"]
-    assert (t["optimizer"], t["lr"], t["batch_size"], t["epochs"], t["step_size"], t["gamma"]) == ("adam", 0.001, 128, 90, 30, 0.1)
-    assert t["size"] == 224 and t["resize_first"] and t["select_best"] and cfg["model"]["pretrained"]
-    assert cfg["data"]["split"] == "thesis" and cfg["data"]["split_seed"] == 42 and cfg["data"]["imb_factor"] == 0.01
+    t = cfg.train
+    assert (t.optimizer, t.lr, t.batch_size, t.epochs, t.step_size, t.gamma) == ("adam", 0.001, 128, 90, 30, 0.1)
+    assert t.size == 224 and t.resize_first and t.select_best and cfg.model.pretrained
+    assert cfg.data.split == "thesis" and cfg.data.split_seed == 42 and cfg.data.imb_factor == 0.01
 
 
 @pytest.mark.parametrize("name", ["convnext_base", "vit_base_patch16_224"])
@@ -70,7 +70,7 @@ def test_paper_preset_end_to_end_with_cached_weights(tiny_root, tmp_path, offlin
     base = ["--preset", "paper", "--data", str(tiny_root), "--models", "mobilenet_v2", "--losses", "ldam",
             "--train-sets", "long_tailed", *tiny]
     with monkeypatch.context() as m:  # overrides never write into the preset's own results
-        m.setattr(thesis_grid, "run_experiment", lambda *a, **k: pytest.fail("trained without its own --out"))
+        m.setattr(thesis_grid, "run_jobs", lambda *a, **k: pytest.fail("trained without its own --out"))
         with pytest.raises(SystemExit) as stop:
             thesis_grid.main(base)
     assert stop.value.code == 2 and "separate --out" in capsys.readouterr().err
@@ -93,7 +93,8 @@ def test_show_config_prints_each_resolved_run_config(capsys):
     printed = re.split(r"^# ", capsys.readouterr().out, flags=re.M)[1:]
     assert [p.splitlines()[0] for p in printed] == ["resnet50__ce__balanced", "resnet50__bs__balanced"]
     runs = dict(thesis_grid.grid(["resnet50"], ["bs"], ["balanced"]))
-    assert yaml.safe_load(printed[1].split("\n", 1)[1]) == thesis_grid.config("paper", runs["resnet50__bs__balanced"])
+    expected = thesis_grid.config("paper", runs["resnet50__bs__balanced"]).model_dump(mode="json")
+    assert yaml.safe_load(printed[1].split("\n", 1)[1]) == expected
 
 
 def test_plan_lists_runs_with_estimate(capsys):
@@ -112,7 +113,7 @@ def _fake_record(model, loss, train_set, acc):
 
 
 def test_tables_from_fake_records(tmp_path):
-    runs = tmp_path / "runs" / "fake"
+    runs = tmp_path / "runs" / "smoke"
     others = [loss for loss in thesis_grid.LOSSES if loss not in ("ce", "bs")]
     fakes = [("resnet50", "ce", "long_tailed", 50.0), ("resnet50", "bs", "long_tailed", 70.0),
              *[("resnet50", loss, "long_tailed", 60.0) for loss in others],          # all 7: Table 4.10 row
@@ -125,8 +126,8 @@ def test_tables_from_fake_records(tmp_path):
         d = runs / f"{model}__{loss}__{train_set}"
         d.mkdir(parents=True)
         (d / "record.json").write_text(json.dumps(_fake_record(model, loss, train_set, acc)))
-    thesis_report.main(["--preset", "fake", "--results", str(tmp_path)])
-    out = tmp_path / "fake"
+    thesis_report.main(["--preset", "smoke", "--results", str(tmp_path)])
+    out = tmp_path / "smoke"
     import pandas as pd
     paper = pd.read_csv("thesis_cifar100lt/paper_numbers.csv", dtype={"table": str})
     paper_bs = paper[(paper.table == "4.2") & (paper.row == "bs") & (paper.column == "long_tailed")].value.item()

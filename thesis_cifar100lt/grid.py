@@ -20,14 +20,15 @@ import numpy as np
 import torch
 import yaml
 
-from common.engine import (TrainConfig, autocast, default_device, make_step, predict, seed_everything,
-                           use_channels_last)
-from common.experiment import (deep_merge, load_config, loss_from_config, parse_overrides, run_experiment,
-                               thesis_split_from_config, transforms_from_config)
+from common.config import load_config, parse_overrides, preset_names
+from common.engine import autocast, default_device, make_step, predict, seed_everything, use_channels_last
+from common.experiment import RUN_ERRORS, loss_from_config, thesis_split_from_config, transforms_from_config
+from common.grid import Job, run_jobs
 from common.models import PretrainedWeightsUnavailable, build_model
 from common.profiling import forward_flops, seconds_per_call
 
 HERE = Path(__file__).parent
+BASE_CONFIG = HERE / "configs" / "base.yaml"
 MODELS = ["resnet50", "mobilenet_v2", "convnext_base", "vit_base_patch16_224"]
 LOSSES = ["ce", "focal", "wce", "cb", "bs", "seql", "ldam"]
 TRAIN_SETS = ["balanced", "long_tailed"]
@@ -43,13 +44,14 @@ def grid(models=MODELS, losses=LOSSES, train_sets=TRAIN_SETS):
         yield f"{model}__{loss}__{train_set}", overrides
 
 
-def config(preset: str, overrides: dict) -> dict:
-    return load_config(HERE / "configs" / "base.yaml", preset, overrides)
+def config(preset: str, overrides: dict, cli: dict | None = None):
+    """One run's validated config: the base file, the preset, the run's cell, then ``--set``."""
+    return load_config(BASE_CONFIG, preset, overrides, cli)
 
 
-def preflight_weights(preset: str, models, overrides: dict | None = None) -> None:
+def preflight_weights(preset: str, models, cli: dict | None = None) -> None:
     """Build each model with its pretrained weights now; on failure name every missing file."""
-    if not config(preset, overrides or {})["model"].get("pretrained"):
+    if not config(preset, {}, cli).model.pretrained:
         return
     problems = []
     for model in models:
@@ -67,22 +69,22 @@ def preflight_weights(preset: str, models, overrides: dict | None = None) -> Non
 VAL_IMAGES = 10000   # the official CIFAR-100 test set, validated on every epoch
 
 
-def _split_sizes(cfg: dict) -> dict:
+def _split_sizes(cfg) -> dict:
     """Image counts of the run's training sets and of its final evaluation (validation + tests)."""
-    split = thesis_split_from_config(np.repeat(np.arange(100), 500), 100, cfg["data"])
+    split = thesis_split_from_config(np.repeat(np.arange(100), 500), 100, cfg.data)
     return {"balanced": len(split["train"]), "long_tailed": len(split["lt_train"]),
             "eval": VAL_IMAGES + len(split["test"]) + len(split["lt_test"])}
 
 
-def probe_throughput(model, cfg: dict, device, steps: int = 3) -> tuple[float, float]:
+def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
     """(train, eval) images/s of a few steps of ``cfg``'s training step and evaluation."""
-    tcfg, train = TrainConfig.from_dict(cfg["train"]), cfg["train"]
+    tcfg = cfg.train
     seed_everything(tcfg.seed, tcfg.deterministic)  # cuDNN settings as in the run
     use_channels_last(model, tcfg)
     augment, test_tf = transforms_from_config(cfg)
-    step = make_step(loss_from_config(cfg, [1] * 100).to(device), augment(train["augment"]), tcfg.mixup_alpha)
+    step = make_step(loss_from_config(cfg, [1] * 100).to(device), augment(tcfg.augment), tcfg.mixup_alpha)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    eval_bs = train.get("eval_batch_size", 500)
+    eval_bs = tcfg.eval_batch_size
     x = torch.randint(0, 256, (max(tcfg.batch_size, eval_bs), 3, 32, 32), dtype=torch.uint8, device=device)
     y = torch.randint(0, 100, (tcfg.batch_size,), device=device)
 
@@ -99,18 +101,18 @@ def probe_throughput(model, cfg: dict, device, steps: int = 3) -> tuple[float, f
     return train_ips, eval_bs / eval_s
 
 
-def plan(preset: str, runs, device) -> None:
+def plan(preset: str, runs, device, cli: dict | None = None) -> None:
     """Print each run with its estimated time (from a throughput probe on ``device`` of each
     model's first run; the losses cost alike) and compute (forward FLOPs x 3 per training image,
     x 1 per evaluated image)."""
     probes, total_s, total_flops = {}, 0.0, 0.0
     print(f"plan: preset {preset}, {len(runs)} runs, device {device}")
     for name, overrides in runs:
-        cfg = config(preset, overrides)
-        model_name, train_set, epochs = cfg["model"]["name"], cfg["data"]["train_set"], cfg["train"]["epochs"]
-        size = cfg["train"].get("size") or 32
+        cfg = config(preset, overrides, cli)
+        model_name, train_set, epochs = cfg.model.name, cfg.data.train_set, cfg.train.epochs
+        size = cfg.train.size or 32
         if (model_name, size) not in probes:
-            model = build_model(model_name, 100, **cfg["model"].get("kwargs", {})).to(device)
+            model = build_model(model_name, 100, **cfg.model.kwargs).to(device)
             flops = forward_flops(model, size)
             train_ips, eval_ips = probe_throughput(model, cfg, device)
             probes[model_name, size] = train_ips, eval_ips, flops
@@ -130,7 +132,7 @@ def plan(preset: str, runs, device) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=["smoke", "quick", "paper"])
+    parser.add_argument("--preset", required=True, choices=preset_names(BASE_CONFIG))
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", default="results/thesis_cifar100lt/runs")
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
@@ -140,27 +142,30 @@ def main(argv=None):
     parser.add_argument("--show-config", action="store_true", help="print each run's resolved config; train nothing")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override the preset for every run, e.g. --set train.epochs=1 (needs its own --out)")
+    parser.add_argument("--rerun-stale", action="store_true",
+                        help="re-train runs that finished under another config (default: report them, keep them)")
     args = parser.parse_args(argv)
-    extra = parse_overrides(args.set)
-    fixed = [f"{section}.{key}" for section, key in GRID_KEYS if key in extra.get(section, {})]
-    if fixed:
-        parser.error(f"--set cannot change {', '.join(fixed)}: the grid sets it per run (use --models / --losses / --train-sets)")
-    runs = [(name, deep_merge(overrides, extra)) for name, overrides in grid(args.models, args.losses, args.train_sets)]
-    if args.show_config:
-        for name, overrides in runs:
-            print(f"# {name}\n" + yaml.safe_dump(config(args.preset, overrides), sort_keys=False))
-        return
-    if args.plan:
-        plan(args.preset, runs, default_device())
-        return
-    if args.set and args.out == parser.get_default("out"):
-        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
-    preflight_weights(args.preset, args.models, extra)
-    for i, (name, overrides) in enumerate(runs, 1):
-        print(f"== [{i}/{len(runs)}] {args.preset} {name}", flush=True)
-        rec = run_experiment(config(args.preset, overrides), Path(args.out) / args.preset / name, args.data,
-                             progress=args.preset != "smoke")
-        print("   " + "  ".join(f"{k} {100 * m['accuracy']:.2f}%" for k, m in rec["metrics"].items()), flush=True)
+    try:
+        cli = parse_overrides(args.set)
+        fixed = [f"{section}.{key}" for section, key in GRID_KEYS if key in cli.get(section, {})]
+        if fixed:
+            parser.error(f"--set cannot change {', '.join(fixed)}: the grid sets it per run (use --models / --losses / --train-sets)")
+        runs = list(grid(args.models, args.losses, args.train_sets))
+        configs = {name: config(args.preset, overrides, cli) for name, overrides in runs}   # all checked up front
+        if args.show_config:
+            for name, cfg in configs.items():
+                print(f"# {name}\n" + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+            return
+        if args.plan:
+            plan(args.preset, runs, default_device(), cli)
+            return
+        if args.set and args.out == parser.get_default("out"):
+            parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
+        preflight_weights(args.preset, args.models, cli)
+        jobs = [Job(name, cfg, Path(args.out) / args.preset / name) for name, cfg in configs.items()]
+        run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale)
+    except RUN_ERRORS as err:
+        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

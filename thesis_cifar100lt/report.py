@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.config import preset_names
 from common.engine import read_records
 from common.report import (_pyplot, budget_label, budget_notes, comparison_table, load_paper_numbers, ours_frame,
                            plot_paper_vs_ours, table_labels, write_table)
+
+from .grid import BASE_CONFIG
 
 HERE = Path(__file__).parent
 RESULTS = Path("results/thesis_cifar100lt")
@@ -122,7 +125,7 @@ def _notes(preset, labels, what):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True)
+    parser.add_argument("--preset", required=True, choices=preset_names(BASE_CONFIG))
     parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
     args = parser.parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")

@@ -88,8 +88,16 @@ def safe_load_pickle(path: Path) -> dict:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
-class CifarNotFoundError(FileNotFoundError):
+class CifarError(Exception):
+    """CIFAR files missing or unusable; the message names the path and the fix."""
+
+
+class CifarNotFoundError(CifarError, FileNotFoundError):
     pass
+
+
+class CifarFormatError(CifarError, ValueError):
+    """A file is there but is not a usable CIFAR file (truncated, tampered, wrong shape or labels)."""
 
 
 def _missing_message(name: str, folder: Path, files: list[str], reason: str) -> str:
@@ -132,22 +140,36 @@ def load_cifar(name: str, root=None, train: bool = True, download: bool = False)
     if missing:
         raise CifarNotFoundError(_missing_message(name, folder, missing, "files not found"))
 
-    try:
-        meta = safe_load_pickle(folder / layout.meta_file)
-        classes = [str(c) for c in meta[layout.names_key]]
-        images, labels = [], []
-        for fname in files[:-1]:
-            batch = safe_load_pickle(folder / fname)
-            data = np.asarray(batch["data"])
-            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-                raise ValueError(f"{fname}: 'data' must be uint8 N x 3072, got {data.dtype} {data.shape}")
-            images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            labels.append(np.asarray(batch[layout.label_key], dtype=np.int64))
-    except (pickle.UnpicklingError, KeyError, ValueError, EOFError) as err:
-        raise CifarNotFoundError(_missing_message(name, folder, files, f"damaged file ({err})")) from err
+    classes = [str(c) for c in _read(folder / layout.meta_file, lambda d: d[layout.names_key])]
+    if len(classes) != layout.num_classes:
+        raise CifarFormatError(f"{folder / layout.meta_file}: {len(classes)} class names, {name} has {layout.num_classes}")
+    images, labels = [], []
+    for fname in files[:-1]:
+        x, y = _read(folder / fname, lambda d: _batch(d, layout))
+        images.append(x)
+        labels.append(y)
+    return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), classes
 
-    images = np.ascontiguousarray(np.concatenate(images))
-    labels = np.concatenate(labels)
-    if len(images) != len(labels) or labels.min() < 0 or labels.max() >= layout.num_classes:
-        raise CifarNotFoundError(_missing_message(name, folder, files, "inconsistent labels"))
-    return images, labels, classes
+
+def _read(path: Path, extract):
+    """``extract(entries of the pickle at path)``; any damage is a :class:`CifarFormatError` naming ``path``."""
+    try:
+        return extract(safe_load_pickle(path))
+    except CifarFormatError:
+        raise
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, IndexError) as err:
+        kind = f"missing entry {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise CifarFormatError(f"{path} is damaged or not a CIFAR file ({kind}). Replace it with the official "
+                               f"file, or write synthetic stand-ins with `python -m common.data.synthetic`.") from err
+
+
+def _batch(entries: dict, layout: CifarLayout) -> tuple[np.ndarray, np.ndarray]:
+    data = np.asarray(entries["data"])
+    labels = np.asarray(entries[layout.label_key])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"'data' must be uint8 N x 3072, got {data.dtype} {data.shape}")
+    if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{len(data)} images but labels of shape {labels.shape} and type {labels.dtype}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= layout.num_classes):
+        raise ValueError(f"labels must lie in 0..{layout.num_classes - 1}, found {labels.min()}..{labels.max()}")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels.astype(np.int64)

@@ -6,6 +6,9 @@ import math
 import numpy as np
 
 
+LONGTAIL_PROFILES = ("exp", "step", "pareto")
+
+
 def longtail_counts(num_max: int, num_classes: int, imb_factor: float, profile: str = "exp",
                     *, min_count: int = 0) -> list[int]:
     """Images per class for a long-tailed set; ``imb_factor`` is n_min / n_max (0.01: ratio 100).

@@ -1,0 +1,365 @@
+"""Typed run configs: one pydantic schema per section, every default written once, here.
+
+A config file is YAML with the sections ``data``, ``model``, ``loss``, ``train``, ``eval``
+(and ``method``, a study's own training step, see :mod:`common.methods`) plus optional
+``presets: {NAME: partial config}``. :func:`load_config` merges, in this order, the file, the
+chosen preset, a grid's per-run overrides and ``--set`` overrides, and validates the result:
+an unknown key, a wrong type, an unknown model / loss / augmentation / preset name or a
+non-positive epoch count raises :class:`ConfigError` naming the key, where it came from and
+what is accepted, before any data is read. Every preset of the file is validated too.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import inspect
+import json
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                      PositiveInt, PrivateAttr, SerializeAsAny, ValidationError, create_model, model_validator)
+
+from .data import AUGMENTATIONS, GROUP_NAMES, LONGTAIL_PROFILES, NORMALISATIONS
+from .data.cifar import LAYOUTS
+from .losses import LOSSES
+from .methods import get_method
+from .models import MODELS
+from .optim import OPTIMIZERS, SCHEDULES
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names each bad key, its source and the fix."""
+
+
+def close_match(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def one_of(choices, what: str):
+    """A validator: the value must be a key of the registry ``choices`` (read at validation
+    time, so names registered later count)."""
+    def check(value):
+        if value not in choices:
+            raise ValueError(f"unknown {what} {value!r}{close_match(value, choices)}; "
+                             f"accepted: {', '.join(sorted(map(str, choices)))}")
+        return value
+    return AfterValidator(check)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    dataset: Annotated[str, one_of(LAYOUTS, "dataset")]
+    split: Annotated[str, one_of(("standard", "thesis"), "split")] = "standard"
+    imb_factor: float | None = Field(None, gt=0, le=1)   # n_min / n_max; None keeps the whole standard set
+    profile: Annotated[str, one_of(LONGTAIL_PROFILES, "long-tail profile")] = "exp"
+    min_count: NonNegativeInt = 0                         # floor of every class count
+    lt_seed: int = 0                                      # LDAM-DRW's selection seed
+    classes: PositiveInt | None = None                    # keep the first k classes, renumbered
+    sampler: Annotated[str, one_of(("class_balanced",), "sampler")] | None = None
+    validate_on_test: bool = False                        # standard split: validate every epoch on the test set
+    # split: thesis (seed 001) -- per-class sizes out of the official train set
+    train_set: Annotated[str, one_of(("balanced", "long_tailed"), "training set")] = "long_tailed"
+    train_per_class: PositiveInt = 450
+    test_per_class: PositiveInt = 50
+    split_seed: int = 42
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.split == "thesis" and self.imb_factor is None:
+            raise ValueError("split 'thesis' needs imb_factor (the long-tailed subset's n_min / n_max)")
+        if self.classes is not None and self.classes > LAYOUTS[self.dataset].num_classes:
+            raise ValueError(f"classes {self.classes} > the {LAYOUTS[self.dataset].num_classes} classes of {self.dataset}")
+        return self
+
+
+class ModelConfig(Section):
+    name: Annotated[str, one_of(MODELS, "model")]
+    pretrained: bool = False                 # library ImageNet weights (download / cache)
+    weights: str | None = None               # a local weights file instead
+    kwargs: dict[str, Any] = {}              # to the model builder, e.g. timm's dynamic_img_size
+
+
+class LossConfig(Section):
+    """``name`` plus that loss's own keyword arguments (checked against its signature)."""
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    name: Annotated[str, one_of(LOSSES, "loss")] = "ce"
+    drw: bool = False                        # deferred re-weighting (LDAM-DRW)
+    drw_epoch: NonNegativeInt = 160
+    drw_beta: float = Field(0.9999, ge=0, lt=1)
+
+
+class TrainConfig(Section):
+    epochs: PositiveInt = 200
+    batch_size: PositiveInt = 128
+    optimizer: Annotated[str, one_of(OPTIMIZERS, "optimizer")] = "sgd"
+    lr: PositiveFloat = 0.1
+    momentum: NonNegativeFloat = 0.9
+    nesterov: bool = False
+    weight_decay: NonNegativeFloat = 2e-4
+    schedule: Annotated[str, one_of(SCHEDULES, "schedule")] = "multistep"
+    milestones: list[NonNegativeInt] = [160, 180]
+    gamma: PositiveFloat = 0.1
+    step_size: PositiveInt = 30
+    warmup_epochs: NonNegativeInt = 0
+    mixup_alpha: NonNegativeFloat = 0.0
+    amp: bool = True                         # bf16 autocast, CUDA only
+    channels_last: bool = True               # CUDA only
+    seed: int = 0
+    deterministic: bool = False              # True: cudnn.deterministic; False: cudnn.benchmark
+    select_best: bool = False                # keep best.pt by validation accuracy and evaluate it
+    eval_every: PositiveInt = 1
+    augment: Annotated[str, one_of(AUGMENTATIONS, "augmentation")] = "standard"
+    size: PositiveInt | None = None          # resize to size x size (ImageNet models)
+    resize_first: bool = False               # resize before augmenting (the thesis's order)
+    normalize: Annotated[str, one_of(NORMALISATIONS, "normalisation")] | None = None   # None: the dataset's own
+    eval_batch_size: PositiveInt = 500
+
+
+class EvalConfig(Section):
+    groups: list[Annotated[str, one_of(GROUP_NAMES, "class grouping")]] = ["shot"]
+    n_bins: PositiveInt = 15                 # ECE bins
+
+
+class ExperimentConfig(Section):
+    data: DataConfig
+    model: ModelConfig
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    method: SerializeAsAny[BaseModel] | None = None    # validated by the registered method's schema
+    _preset: str | None = PrivateAttr(None)
+
+    @property
+    def preset(self) -> str | None:
+        return self._preset
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        if self.train.select_best and self.data.split != "thesis" and not self.data.validate_on_test:
+            raise ValueError("train.select_best needs a validation set: data.split 'thesis' or data.validate_on_test")
+        if self.train.normalize is None:   # resolved here, so the stored config says what ran
+            self.train.normalize = self.data.dataset
+        return self
+
+
+def deep_merge(base: dict, override: dict | None) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def parse_overrides(items) -> dict:
+    """``["train.epochs=5", "model.pretrained=false"]`` -> nested dict; values are parsed as YAML."""
+    overrides = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key or "" in key.split("."):
+            raise ConfigError(f"--set {item!r} is not SECTION.KEY=VALUE (e.g. --set train.epochs=5)")
+        node = overrides
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r} conflicts with another --set of {p}")
+        node[leaf] = yaml.safe_load(value)
+    return overrides
+
+
+def read_config_file(path) -> tuple[dict, dict]:
+    """``(base, presets)`` of a config file, both plain mappings."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config is a mapping of sections, got {type(raw).__name__}")
+    presets = raw.pop("presets", None) or {}
+    if not isinstance(presets, dict) or not all(isinstance(p, dict) for p in presets.values()):
+        raise ConfigError(f"{path}: presets must map each preset name to a partial config")
+    return raw, presets
+
+
+def preset_names(*paths) -> list[str]:
+    """The presets every one of ``paths`` defines, in the first file's order."""
+    names = list(read_config_file(paths[0])[1])
+    for path in paths[1:]:
+        names = [n for n in names if n in read_config_file(path)[1]]
+    return names
+
+
+def check_preset(name, accepted, where: str) -> None:
+    if name not in accepted:
+        raise ConfigError(f"{where}: unknown preset {name!r}{close_match(name, accepted)}; "
+                          f"accepted: {', '.join(accepted)}")
+
+
+def load_config(path, preset: str | None = None, overrides: dict | None = None, cli: dict | None = None
+                ) -> ExperimentConfig:
+    """The validated config of ``path`` under ``preset``, with a grid's ``overrides`` and the
+    command line's ``cli`` (``--set``) on top. Every preset of the file is checked as well."""
+    base, presets = read_config_file(path)
+    for name, partial in presets.items():
+        if name != preset:
+            validate_config(deep_merge(base, partial), [(f"{path} (presets.{name})", partial), (str(path), base)])
+    layers = [(str(path), base)]
+    if preset is not None:
+        check_preset(preset, list(presets), str(path))
+        layers.append((f"{path} (presets.{preset})", presets[preset]))
+    layers += [("the grid's per-run settings", overrides or {}), ("--set", cli or {})]
+    merged = {}
+    for _, layer in layers:
+        merged = deep_merge(merged, layer)
+    cfg = validate_config(merged, layers[::-1])
+    cfg._preset = preset
+    return cfg
+
+
+def validate_config(raw: dict, layers=()) -> ExperimentConfig:
+    """``raw`` as an :class:`ExperimentConfig`; ``layers`` ((source, mapping), latest first)
+    say where a bad key came from. Raises :class:`ConfigError` listing every problem."""
+    raw = dict(raw)
+    method_raw = raw.pop("method", None)
+    method = None
+    if isinstance(method_raw, dict) and isinstance(method_raw.get("name"), str):
+        method = get_method(method_raw["name"])    # first: a method may register models and losses
+    problems = []
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+        problems += _check_loss_kwargs(cfg.loss)
+    except ValidationError as err:
+        problems += _problems(err, ExperimentConfig, ())
+        cfg = None
+        try:  # the loss's own keywords are worth reporting alongside
+            problems += _check_loss_kwargs(LossConfig.model_validate(raw.get("loss", {})))
+        except ValidationError:
+            pass
+    if method_raw is not None:
+        if not isinstance(method_raw, dict) or "name" not in method_raw:
+            problems.append((("method", "name"), "a method section needs the name of a registered method"))
+        elif method is None:
+            from .methods import METHODS
+            name = method_raw["name"]
+            problems.append((("method", "name"), f"no method {name!r} is registered and no module {name!r} registers "
+                                                 f"one{close_match(name, METHODS)}; registered: {', '.join(METHODS)}"))
+        else:
+            try:
+                parsed = method.schema.model_validate(method_raw)
+                if cfg is not None:
+                    cfg = cfg.model_copy(update={"method": parsed})
+            except ValidationError as err:
+                problems += _problems(err, method.schema, ("method",))
+    if problems:
+        lines = [f"  {_source(loc, layers)}: {'.'.join(map(str, loc)) or '(top level)'}: {msg}" for loc, msg in problems]
+        raise ConfigError("invalid config:\n" + "\n".join(lines))
+    return cfg
+
+
+def _problems(err: ValidationError, schema: type[BaseModel], prefix: tuple) -> list[tuple[tuple, str]]:
+    out = []
+    for e in err.errors():
+        loc = prefix + tuple(e["loc"])
+        if e["type"] == "extra_forbidden":
+            fields = _fields_at(schema, tuple(e["loc"])[:-1])
+            key = loc[-1]
+            out.append((loc, f"unknown key{close_match(key, fields)}; accepted here: {', '.join(fields)}"))
+        elif e["type"] == "missing":
+            out.append((loc, "required, not set"))
+        elif e["type"] == "value_error":
+            out.append((loc, e["msg"].removeprefix("Value error, ")))
+        else:
+            out.append((loc, f"{e['msg']} (got {e['input']!r})"))
+    return out
+
+
+def _fields_at(schema: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys the section at ``loc`` of ``schema`` accepts."""
+    for part in loc:
+        field = schema.model_fields.get(part) if isinstance(part, str) else None
+        schema = _model_in(field.annotation) if field else None
+        if schema is None:
+            return []
+    return list(schema.model_fields)
+
+
+def _model_in(annotation):
+    if inspect.isclass(annotation) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def loss_kwargs_schema(name: str) -> type[BaseModel]:
+    """The keyword arguments of loss ``name``'s constructor (past the class counts) as a schema."""
+    init = LOSSES[name].__init__
+    hints = typing.get_type_hints(init)
+    params = list(inspect.signature(init).parameters.values())[2:]     # self, class_counts
+    fields = {p.name: (hints.get(p.name, Any), ... if p.default is inspect.Parameter.empty else p.default)
+              for p in params if p.kind is p.POSITIONAL_OR_KEYWORD or p.kind is p.KEYWORD_ONLY}
+    return create_model(f"{name}_loss", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _check_loss_kwargs(loss: LossConfig) -> list[tuple[tuple, str]]:
+    extra = loss.model_extra or {}
+    if not extra:
+        return []
+    schema = loss_kwargs_schema(loss.name)
+    try:
+        schema.model_validate(extra)
+    except ValidationError as err:
+        found = _problems(err, schema, ("loss",))
+        own = [f for f in LossConfig.model_fields]
+        return [(loc, msg.replace("accepted here: ", f"accepted here: {', '.join(own)}, ") if "unknown key" in msg else msg)
+                for loc, msg in found]
+    return []
+
+
+def _source(loc: tuple, layers) -> str:
+    """The first of ``layers`` (latest first) that sets ``loc``; else the file itself."""
+    for source, layer in layers:
+        node = layer
+        for part in loc:
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            return source
+    return layers[-1][0] if layers else "config"
+
+
+def config_record(cfg: ExperimentConfig) -> dict:
+    """The resolved config as plain data (every default filled in), as a record stores it."""
+    return cfg.model_dump(mode="json")
+
+
+def config_hash(cfg: ExperimentConfig | dict) -> str:
+    """A short hash of the resolved config: two runs with the same hash trained the same way."""
+    data = config_record(cfg) if isinstance(cfg, BaseModel) else cfg
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf where two plain configs differ."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
