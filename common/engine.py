@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig, config_diff
 from .data.augment import mixup, mixup_loss
-from .optim import build_optimizer, lr_factor  # noqa: F401  (lr_factor: part of the engine's API)
+from .optim import build_optimizer, lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK_FILE = REPO / "requirements.lock"

@@ -24,8 +24,8 @@ import torch
 from filelock import FileLock, Timeout
 
 from . import data as D
-from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record,  # noqa: F401
-                     deep_merge, load_config, parse_overrides, validate_config)
+from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record, load_config,
+                     parse_overrides, validate_config)
 from .data.synthetic import is_synthetic
 from .engine import (CheckpointError, NonFiniteLossError, default_device, fit, make_step, now, predict,
                      seed_everything, write_record)

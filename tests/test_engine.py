@@ -6,7 +6,8 @@ import torch
 
 from common.data import BatchLoader, build_augment, load_cifar, to_tensor_images
 from common.engine import NonFiniteLossError, TrainConfig, fit, lr_factor, make_step, predict
-from common.experiment import load_config, run_experiment
+from common.config import load_config
+from common.experiment import run_experiment
 from common.losses import build_loss
 from common.models import build_model
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from common.experiment import load_config, run_experiment
+from common.config import load_config
+from common.experiment import run_experiment
 from sla_multiexpert.grid import runs
 from sla_multiexpert.model import MultiExpertResNet32
 from sla_multiexpert.sla import BenchmarkCosines, sla_weights, target_cosine
