@@ -21,7 +21,8 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
-                      PositiveInt, PrivateAttr, SerializeAsAny, ValidationError, create_model, model_validator)
+                      PositiveInt, PrivateAttr, SerializeAsAny, ValidationError, create_model, field_validator,
+                      model_validator)
 
 from .data import AUGMENTATIONS, GROUP_NAMES, LONGTAIL_PROFILES, NORMALISATIONS
 from .data.cifar import LAYOUTS
@@ -141,6 +142,13 @@ class ExperimentConfig(Section):
     @property
     def preset(self) -> str | None:
         return self._preset
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_is_validated_by_its_schema(cls, value):
+        if value is not None and not isinstance(value, BaseModel):
+            raise ValueError("validate configs with common.config.validate_config, which applies the method's schema")
+        return value
 
     @model_validator(mode="after")
     def _resolve(self):
@@ -280,7 +288,8 @@ def _problems(err: ValidationError, schema: type[BaseModel], prefix: tuple) -> l
         elif e["type"] == "value_error":
             out.append((loc, e["msg"].removeprefix("Value error, ")))
         else:
-            out.append((loc, f"{e['msg']} (got {e['input']!r})"))
+            got = repr(e["input"])
+            out.append((loc, f"{e['msg']} (got {got if len(got) <= 60 else got[:57] + '...'})"))
     return out
 
 

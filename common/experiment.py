@@ -152,10 +152,9 @@ def default_step(ctx: RunContext):
 
 
 def record_config(record: dict) -> dict:
-    """A finished run's resolved config (records older than the schema get its defaults filled
-    in, when they still validate)."""
-    if "config_hash" in record:
-        return record["config"]
+    """A finished run's config under today's schema: keys added since it ran take their
+    defaults, so adding a config key does not make every finished run stale; a config that no
+    longer validates (a key removed or renamed) comes back as stored, and so differs."""
     config = copy.deepcopy(record["config"])
     if isinstance(config.get("method"), dict):   # before methods were named, seed 003's was the only one
         config["method"].setdefault("name", "sla_multiexpert")
@@ -172,9 +171,10 @@ def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    if record.get("config_hash", config_hash(record_config(record))) == config_hash(cfg):
+    then, current = record_config(record), config_record(cfg)
+    if config_hash(then) == config_hash(current):
         return record
-    changes = config_diff(record_config(record), config_record(cfg))
+    changes = config_diff(then, current)
     raise StaleRunError(f"{path} was written under another config ({'; '.join(changes[:4]) or 'an older schema'}"
                         f"{'; ...' if len(changes) > 4 else ''}). It is kept as it is: re-run it with --rerun-stale "
                         f"(or delete {out_dir}).")

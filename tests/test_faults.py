@@ -19,7 +19,7 @@ from common.data import CifarFormatError, load_cifar
 from common.data.synthetic import write_synthetic_cifar
 from common.engine import CheckpointError, NonFiniteLossError, read_records
 from common.experiment import (ResultsNotWritableError, RunClaimedError, StaleRunError, claim, default_step,
-                               run_experiment)
+                               finished_record, run_experiment)
 from common.grid import Job, run_jobs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,6 +186,15 @@ def test_finished_run_of_another_config_is_reported_stale(tiny_root, tmp_path, c
     assert json.loads((tmp_path / "run" / "record.json").read_text())["finished"] == first["finished"]   # kept
     rerun = run_jobs([job], tiny_root, progress=False, rerun_stale=True)["run"]
     assert rerun["epochs"] == 2 and len(rerun["history"]) == 2
+
+
+def test_a_config_key_added_later_does_not_make_finished_runs_stale(tiny_root, tmp_path):
+    rec = run_experiment(_cfg(epochs=1), tmp_path / "run", tiny_root, progress=False)
+    del rec["config"]["train"]["eval_every"], rec["config"]["data"]["profile"]   # as before those keys existed
+    (tmp_path / "run" / "record.json").write_text(json.dumps(rec))
+    assert finished_record(tmp_path / "run", _cfg(epochs=1))["finished"] == rec["finished"]
+    with pytest.raises(StaleRunError):      # a default that differs from what ran still counts
+        finished_record(tmp_path / "run", _cfg(epochs=1, eval_every=2))
 
 
 # --- claims: concurrent grids, dead workers ------------------------------------------------------
