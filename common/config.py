@@ -87,6 +87,11 @@ class ModelConfig(Section):
     pretrained: bool = False                 # library ImageNet weights (download / cache)
     weights: str | None = None               # a local weights file instead
     kwargs: dict[str, Any] = {}              # to the model builder, e.g. timm's dynamic_img_size
+    init_from: str | None = None             # a finished run (folder beside this one, or a path) whose kept
+                                             # final weights (train.keep_weights) start this run
+    reset_classifier: bool = False           # re-initialise the classifier after loading init_from
+    lws: bool = False                        # learnable weight scaling (Kang et al. 2020): train a per-class
+                                             # scale of the loaded classifier, nothing else
 
 
 class LossConfig(Section):
@@ -123,6 +128,15 @@ class TrainConfig(Section):
     resize_first: bool = False               # resize before augmenting (the thesis's order)
     normalize: Annotated[str, one_of(NORMALISATIONS, "normalisation")] | None = None   # None: the dataset's own
     eval_batch_size: PositiveInt = 500
+    classifier_only: bool = False            # freeze the backbone (BatchNorm statistics too), train the classifier
+    keep_weights: bool = False               # keep the final weights (weights.pt) for runs that start from them
+
+    @model_validator(mode="after")
+    def _cached_features_need_no_mixup(self):
+        if self.classifier_only and self.augment == "none" and self.mixup_alpha > 0:
+            raise ValueError("classifier_only with augment 'none' trains on cached features, which mixup cannot mix; "
+                             "set mixup_alpha 0 or an augmentation")
+        return self
 
 
 class EvalConfig(Section):
@@ -154,6 +168,9 @@ class ExperimentConfig(Section):
     def _resolve(self):
         if self.train.select_best and self.data.split != "thesis" and not self.data.validate_on_test:
             raise ValueError("train.select_best needs a validation set: data.split 'thesis' or data.validate_on_test")
+        for key in ("reset_classifier", "lws"):
+            if getattr(self.model, key) and not self.model.init_from:
+                raise ValueError(f"model.{key} needs model.init_from (the run whose weights are loaded)")
         if self.train.normalize is None:   # resolved here, so the stored config says what ran
             self.train.normalize = self.data.dataset
         return self
@@ -184,7 +201,8 @@ def parse_overrides(items) -> dict:
 
 
 def read_config_file(path) -> tuple[dict, dict]:
-    """``(base, presets)`` of a config file, both plain mappings."""
+    """``(base, presets)`` of a config file, both plain mappings. ``extends: OTHER.yaml`` (beside
+    it) starts from that file: its sections and presets, with this file's merged over them."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -197,6 +215,10 @@ def read_config_file(path) -> tuple[dict, dict]:
     presets = raw.pop("presets", None) or {}
     if not isinstance(presets, dict) or not all(isinstance(p, dict) for p in presets.values()):
         raise ConfigError(f"{path}: presets must map each preset name to a partial config")
+    if "extends" in raw:
+        base, inherited = read_config_file(path.parent / raw.pop("extends"))
+        raw = deep_merge(base, raw)
+        presets = {name: deep_merge(inherited.get(name, {}), presets.get(name)) for name in {**inherited, **presets}}
     return raw, presets
 
 
@@ -372,3 +394,19 @@ def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
+
+
+def main(argv=None):
+    """Check that every config FILE defines PRESET; else say which presets they define (run_all.sh
+    checks ``$PRESET`` with this before touching any data)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("preset")
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        check_preset(args.preset, preset_names(*args.files), " ".join(args.files))
+    except ConfigError as err:
+        sys.exit(f"error: {err}")

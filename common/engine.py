@@ -19,6 +19,7 @@ import random
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig, config_diff
 from .data.augment import mixup, mixup_loss
+from .models.head import fp32_head
 from .optim import build_optimizer, lr_factor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,17 +64,46 @@ def autocast(device: torch.device, enabled: bool):
                           enabled=enabled and device.type == "cuda")
 
 
-def make_step(loss_fn: nn.Module, augment: Callable, mixup_alpha: float = 0.0) -> Callable:
-    """The plain step: augment the batch, optional mixup, forward, loss."""
+def make_step(loss_fn: nn.Module, augment: Callable, mixup_alpha: float = 0.0,
+              frozen_backbone: bool = False) -> Callable:
+    """The plain step: augment the batch, optional mixup, forward, loss. With
+    ``frozen_backbone`` the features are computed without a graph, so nothing runs backward
+    through the backbone (a classifier-only stage)."""
+
+    def forward(model, x):
+        x = match_memory_format(x, model)
+        if not frozen_backbone:
+            return model(x)
+        with torch.no_grad():
+            features = model.forward_features(x)
+        return fp32_head(model.classifier, features)
 
     def step(model, images, labels, indices, epoch):
         x = augment(images)
         if mixup_alpha > 0:
             x, y_a, y_b, lam = mixup(x, labels, mixup_alpha)
-            return mixup_loss(loss_fn, model(match_memory_format(x, model)), y_a, y_b, lam)
-        return loss_fn(model(match_memory_format(x, model)), labels)
+            return mixup_loss(loss_fn, forward(model, x), y_a, y_b, lam)
+        return loss_fn(forward(model, x), labels)
 
     return step
+
+
+def feature_step(loss_fn: nn.Module) -> Callable:
+    """The step of a classifier-only stage on cached features: the loader yields features."""
+    return lambda model, features, labels, indices, epoch: loss_fn(fp32_head(model.classifier, features), labels)
+
+
+@torch.no_grad()
+def cached_features(model: nn.Module, images: torch.Tensor, transform: Callable, batch_size: int = 500,
+                    amp: bool = True) -> torch.Tensor:
+    """``model.forward_features`` of every image, in evaluation mode (a frozen backbone's
+    BatchNorm statistics), under the precision training would use."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        with autocast(images.device, amp):
+            out.append(model.forward_features(match_memory_format(transform(images[start:start + batch_size]), model)))
+    return torch.cat(out)
 
 
 def use_channels_last(model: nn.Module, cfg: TrainConfig) -> None:
@@ -101,7 +132,7 @@ def predict(model: nn.Module, images: torch.Tensor, transform: Callable, batch_s
     return torch.cat(out).cpu().numpy()
 
 
-def _save_atomic(obj, path: Path) -> None:
+def save_atomic(obj, path: Path) -> None:
     """Write to a temporary file, then rename: a kill leaves the old file or the new, never half of one."""
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -241,9 +272,9 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
             row.update({f"val_{k}": v for k, v in validate(model).items() if isinstance(v, (int, float))})
             if cfg.select_best and row["val_accuracy"] > best_acc:
                 best_acc = row["val_accuracy"]
-                _save_atomic({"model": model.state_dict(), "epoch": epoch}, best_path)
+                save_atomic({"model": model.state_dict(), "epoch": epoch}, best_path)
         history.append(row)
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                       "best_acc": best_acc, "history": history, "rng": _rng_state(), "run_config": run_config},
                      last)
         with open(out_dir / log_name, "a") as f:
@@ -298,8 +329,8 @@ def now() -> str:
 
 def write_record(out_dir, config: dict, metrics: dict, started: str, **extra) -> Path:
     """``record.json``: everything a report needs to place and label this run."""
-    record = {"config": config, "started": started, "finished": now(), "environment": environment(),
-              "metrics": metrics, **extra}
+    record = {"config": config, "run_id": uuid.uuid4().hex, "started": started, "finished": now(),
+              "environment": environment(), "metrics": metrics, **extra}
     path = Path(out_dir) / "record.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

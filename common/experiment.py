@@ -13,6 +13,7 @@ import argparse
 import copy
 import functools
 import json
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,12 +28,12 @@ from . import data as D
 from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record, load_config,
                      parse_overrides, validate_config)
 from .data.synthetic import is_synthetic
-from .engine import (CheckpointError, NonFiniteLossError, default_device, fit, make_step, now, predict,
-                     seed_everything, write_record)
+from .engine import (CheckpointError, NonFiniteLossError, save_atomic, cached_features, default_device, feature_step,
+                     fit, load_checkpoint, make_step, now, predict, seed_everything, write_record)
 from .losses import build_loss
 from .methods import get_method
 from .metrics import evaluate_predictions
-from .models import build_model
+from .models import LearnableWeightScaling, build_model
 
 
 class RunClaimedError(RuntimeError):
@@ -47,9 +48,13 @@ class ResultsNotWritableError(RuntimeError):
     pass
 
 
+class ParentNotFinishedError(RuntimeError):
+    """``model.init_from`` names a run that has not finished (or kept no weights)."""
+
+
 # what a command line reports in one message (no traceback): the user's input or files are at fault
 RUN_ERRORS = (ConfigError, D.CifarError, CheckpointError, StaleRunError, RunClaimedError, ResultsNotWritableError,
-              NonFiniteLossError)
+              NonFiniteLossError, ParentNotFinishedError)
 
 
 def thesis_split_from_config(labels, num_classes: int, dcfg: DataConfig) -> dict:
@@ -146,9 +151,20 @@ class RunContext:
 
 
 def default_step(ctx: RunContext):
-    """The plain step (``train.augment``, optional mixup) and the loss's epoch hook."""
+    """The plain step (``train.augment``, optional mixup) and the loss's epoch hook.
+
+    A classifier-only stage without augmentation trains on the frozen backbone's features,
+    computed once (``ctx.loader`` becomes a loader over them); with augmentation the features
+    are computed per batch without a graph."""
+    t = ctx.cfg.train
     hooks = (ctx.loss_fn.set_epoch,) if hasattr(ctx.loss_fn, "set_epoch") else ()
-    return make_step(ctx.loss_fn, ctx.augment(ctx.cfg.train.augment), ctx.cfg.train.mixup_alpha), hooks
+    if t.classifier_only and t.augment == "none":
+        loader = ctx.loader
+        features = cached_features(ctx.model, loader.images, ctx.augment("none"), t.eval_batch_size, t.amp)
+        ctx.loader = D.BatchLoader(features, loader.labels, loader.batch_size, shuffle=loader.shuffle,
+                                   drop_last=loader.drop_last, sample_weights=loader.sample_weights, seed=loader.seed)
+        return feature_step(ctx.loss_fn), hooks
+    return make_step(ctx.loss_fn, ctx.augment(t.augment), t.mixup_alpha, frozen_backbone=t.classifier_only), hooks
 
 
 def record_config(record: dict) -> dict:
@@ -164,6 +180,18 @@ def record_config(record: dict) -> dict:
         return record["config"]
 
 
+def parent_record(out_dir: Path, cfg: ExperimentConfig) -> tuple[Path, dict]:
+    """The folder and record of the run ``cfg.model.init_from`` names (beside ``out_dir``, or a
+    path); raises :class:`ParentNotFinishedError` unless it finished and kept its weights."""
+    folder = out_dir.parent / cfg.model.init_from
+    if not (folder / "record.json").exists():
+        raise ParentNotFinishedError(f"{out_dir} starts from {folder}, which has not finished: run it first")
+    if not (folder / "weights.pt").exists():
+        raise ParentNotFinishedError(f"{folder} finished without keeping its weights (weights.pt), which {out_dir} "
+                                     f"starts from: re-run it with train.keep_weights, or copy its weights.pt there")
+    return folder, json.loads((folder / "record.json").read_text())
+
+
 def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
     """The run's ``record.json`` if it finished under ``cfg``; raises :class:`StaleRunError` if
     it finished under another config; None if it has not finished."""
@@ -172,9 +200,14 @@ def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
         return None
     record = json.loads(path.read_text())
     then, current = record_config(record), config_record(cfg)
-    if config_hash(then) == config_hash(current):
+    changes = config_diff(then, current) if config_hash(then) != config_hash(current) else []
+    parent = record.get("parent")
+    if parent and (Path(parent["run"]) / "record.json").exists():
+        now_parent = json.loads((Path(parent["run"]) / "record.json").read_text())
+        if now_parent["run_id"] != parent["run_id"]:
+            changes.append(f"its parent run {parent['run']} was re-trained since (finished {now_parent['finished']})")
+    if not changes:
         return record
-    changes = config_diff(then, current)
     raise StaleRunError(f"{path} was written under another config ({'; '.join(changes[:4]) or 'an older schema'}"
                         f"{'; ...' if len(changes) > 4 else ''}). It is kept as it is: re-run it with --rerun-stale "
                         f"(or delete {out_dir}).")
@@ -224,6 +257,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir, data_root=None, device=None, 
     if record is not None:
         print(f"skip {out_dir}: finished")
         return record
+    if cfg.model.init_from:
+        _wait_for_parent(out_dir, cfg, wait)
     _prepare_folder(out_dir)
     with claim(out_dir, wait):
         try:
@@ -234,6 +269,18 @@ def run_experiment(cfg: ExperimentConfig, out_dir, data_root=None, device=None, 
             print(f"skip {out_dir}: finished by another process")
             return record
         return _train_and_record(cfg, out_dir, data_root, device, progress, build_step)
+
+
+def _wait_for_parent(out_dir: Path, cfg: ExperimentConfig, wait: bool) -> None:
+    try:
+        parent_record(out_dir, cfg)
+    except ParentNotFinishedError:
+        folder = out_dir.parent / cfg.model.init_from
+        if not wait or not folder.is_dir():
+            raise
+        with claim(folder, wait=True):     # until the process training it finishes (or dies)
+            pass
+        parent_record(out_dir, cfg)
 
 
 def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, progress, build_step) -> dict:
@@ -247,6 +294,17 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
     mcfg = cfg.model
     model = build_model(mcfg.name, num_classes_of(cfg.data), pretrained=mcfg.pretrained, weights=mcfg.weights,
                         **mcfg.kwargs).to(device)
+    parent = None                      # which run this one started from, for the record
+    if mcfg.init_from:
+        parent_dir, parent_rec = parent_record(out_dir, cfg)
+        model.load_state_dict(load_checkpoint(parent_dir / "weights.pt")["model"])
+        parent = {"run": str(parent_dir), "run_id": parent_rec.get("run_id"), "config_hash": parent_rec.get("config_hash")}
+        if mcfg.reset_classifier:
+            for layer in model.classifier.modules():
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+        if mcfg.lws:
+            model.classifier = LearnableWeightScaling(model.classifier, num_classes_of(cfg.data)).to(device)
     ds = build_datasets(cfg.data, root)
     loss_fn = loss_from_config(cfg, ds["train_counts"]).to(device)
     augment, test_tf = transforms_from_config(cfg)
@@ -255,7 +313,8 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
     loader = D.BatchLoader(D.to_tensor_images(train_x, device), train_y, tcfg.batch_size, shuffle=True,
                            sample_weights=weights, seed=tcfg.seed)
     tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
-    step, hooks = build_step(RunContext(cfg, ds, model, loss_fn, loader, test_tf, augment))
+    ctx = RunContext(cfg, ds, model, loss_fn, loader, test_tf, augment)
+    step, hooks = build_step(ctx)      # may swap ctx.loader (e.g. for one over cached features)
 
     val = None
     if ds["val"] is not None:
@@ -266,19 +325,37 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
         return {"accuracy": float((predict(m, x, test_tf, tcfg.eval_batch_size, tcfg.amp).argmax(1) == y).mean())}
 
     run_config = config_record(cfg)
-    history = fit(model, loader, tcfg, out_dir, step=step, validate=validate if val is not None else None,
-                  epoch_hooks=hooks, progress=progress, run_config=run_config)
+    history = fit(model, ctx.loader, tcfg, out_dir, step=step, validate=validate if val is not None else None,
+                  classifier_only=tcfg.classifier_only, epoch_hooks=hooks, progress=progress, run_config=run_config)
 
-    metrics = {}
+    metrics, predictions = {}, {}
     for name, (x, y) in tests.items():
         probs = predict(model, x, test_tf, tcfg.eval_batch_size, amp=False)  # fp32: ECE and ties need exact logits
         metrics[name] = evaluate_predictions(probs, y, ds["group_counts"], cfg.eval.groups, cfg.eval.n_bins)
+        predictions[f"{name}_probs"], predictions[f"{name}_labels"] = probs.astype(np.float32), np.asarray(y)
+    save_predictions(out_dir / "predictions.npz", predictions)
+    if tcfg.keep_weights:               # before the record: a finished run always has them
+        save_atomic({"model": model.state_dict()}, out_dir / "weights.pt")
     write_record(out_dir, run_config, metrics, started, config_hash=config_hash(run_config), preset=cfg.preset,
                  epochs=tcfg.epochs, data=data_provenance(cfg.data.dataset, root), data_root=str(root),
-                 train_counts=ds["train_counts"], classes=ds["classes"], history=history)
+                 train_counts=ds["train_counts"], classes=ds["classes"], history=history, parent=parent)
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
     return json.loads((out_dir / "record.json").read_text())
+
+
+def save_predictions(path: Path, arrays: dict) -> None:
+    """``<test set>_probs`` (float32 N x C) and ``<test set>_labels`` of a finished run, so
+    tables, ensembles and re-analysis need no retraining (:func:`load_predictions`)."""
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_predictions(run_dir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Test set name -> (probabilities, labels) of a finished run."""
+    with np.load(Path(run_dir) / "predictions.npz") as f:
+        return {k[:-len("_probs")]: (f[k], f[k[:-len("_probs")] + "_labels"]) for k in f.files if k.endswith("_probs")}
 
 
 def main(argv=None):

@@ -4,6 +4,7 @@ process is training and come back to them at the end.
 Several invocations of one grid on one results folder (processes, or machines on a shared
 file system) share the work through the runs' claims (:func:`common.experiment.claim`): each
 run is trained once, and a run whose process died is taken over by whoever waits on it.
+``probe_throughput`` times a config's training step and evaluation, for run plans.
 """
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from .config import ExperimentConfig
-from .engine import CheckpointError, NonFiniteLossError
-from .experiment import RunClaimedError, StaleRunError, run_experiment
+from .engine import (CheckpointError, NonFiniteLossError, autocast, make_step, predict, seed_everything,
+                     use_channels_last)
+from .experiment import (ParentNotFinishedError, RunClaimedError, StaleRunError, loss_from_config, num_classes_of,
+                         run_experiment, transforms_from_config)
+from .profiling import seconds_per_call
 
 
 @dataclass
@@ -42,6 +48,13 @@ def run_jobs(jobs: list[Job], data_root, *, progress: bool = True, rerun_stale: 
         except RunClaimedError:
             print("   claimed by another process: coming back to it at the end", flush=True)
             busy.append(job)
+        except ParentNotFinishedError as err:
+            if wait:
+                print(f"   FAILED: {err}", flush=True)
+                failed.append(job.name)
+            else:
+                print("   its parent run has not finished: coming back to it at the end", flush=True)
+                busy.append(job)
         except StaleRunError as err:
             print(f"   STALE: {err}", flush=True)
             stale.append(job.name)
@@ -53,7 +66,7 @@ def run_jobs(jobs: list[Job], data_root, *, progress: bool = True, rerun_stale: 
         print(f"== [{i}/{len(jobs)}] {job.name}", flush=True)
         attempt(job, wait=False)
     for job in list(busy):
-        print(f"== waiting for {job.name} (another process is training it)", flush=True)
+        print(f"== waiting for {job.name} (another process is training it or its parent)", flush=True)
         attempt(job, wait=True)
     if stale:
         print(f"{len(stale)} stale run(s), finished under another config and kept as they are (re-run them with "
@@ -61,3 +74,30 @@ def run_jobs(jobs: list[Job], data_root, *, progress: bool = True, rerun_stale: 
     if failed:
         sys.exit(f"{len(failed)} run(s) failed (messages above): {', '.join(failed)}")
     return records
+
+
+def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
+    """(train, eval) images/s of a few steps of ``cfg``'s plain training step and of its
+    evaluation, on random CIFAR-sized images (for run plans: a figure, never a test limit)."""
+    tcfg = cfg.train
+    seed_everything(tcfg.seed, tcfg.deterministic)  # cuDNN settings as in the run
+    use_channels_last(model, tcfg)
+    augment, test_tf = transforms_from_config(cfg)
+    num_classes = num_classes_of(cfg.data)
+    step = make_step(loss_from_config(cfg, [1] * num_classes).to(device), augment(tcfg.augment), tcfg.mixup_alpha)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    eval_bs = tcfg.eval_batch_size
+    x = torch.randint(0, 256, (max(tcfg.batch_size, eval_bs), 3, 32, 32), dtype=torch.uint8, device=device)
+    y = torch.randint(0, num_classes, (tcfg.batch_size,), device=device)
+
+    def train_step():
+        with autocast(device, tcfg.amp):
+            loss = step(model, x[:tcfg.batch_size], y, None, 0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    train_ips = tcfg.batch_size / seconds_per_call(train_step, device, steps)
+    eval_s = seconds_per_call(lambda: predict(model, x[:eval_bs], test_tf, eval_bs, tcfg.amp), device, 1)
+    return train_ips, eval_bs / eval_s

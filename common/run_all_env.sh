@@ -6,3 +6,5 @@ if [ -z "${PRESET:-}" ]; then
   PRESET=$($PY -c "import torch; print('paper' if torch.cuda.is_available() else 'smoke')")
   echo "PRESET not set: using $PRESET (paper with CUDA, smoke without)"
 fi
+# check_preset CONFIG...: stop unless every CONFIG defines $PRESET (before any data is fetched)
+check_preset() { $PY -c 'import sys; from common.config import main; main(sys.argv[1:])' "$PRESET" "$@" || exit 2; }

@@ -4,6 +4,7 @@
 #   LTREPRO_DATA=DIR   folder holding cifar-10-batches-py/ and cifar-100-python/ (default ./data)
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
+check_preset sla_multiexpert/configs/method.yaml sla_multiexpert/configs/ce_baseline.yaml
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then
   DATA=data/synthetic_sla      # smoke always uses tiny synthetic data: minutes, not hours

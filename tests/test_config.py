@@ -87,6 +87,15 @@ def test_cli_presets_come_from_the_configs():
     assert stop.value.code == 2
 
 
+def test_run_all_preset_check():
+    from common.config import main
+    main(["smoke", THESIS])                           # defined: returns quietly
+    with pytest.raises(SystemExit, match="unknown preset 'smok' \\(did you mean 'smoke'\\?\\)"):
+        main(["smok", THESIS])
+    with pytest.raises(SystemExit, match="accepted: smoke, cpu_hour, quick, paper"):
+        main(["cpu", *map(str, SLA_CONFIGS)])
+
+
 def test_experiment_cli_runs_a_preset_the_file_defines(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr(experiment, "run_experiment", lambda cfg, *a, **k: seen.setdefault("cfg", cfg) and

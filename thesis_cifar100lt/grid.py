@@ -17,15 +17,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 from common.config import load_config, parse_overrides, preset_names
-from common.engine import autocast, default_device, make_step, predict, seed_everything, use_channels_last
-from common.experiment import RUN_ERRORS, loss_from_config, thesis_split_from_config, transforms_from_config
-from common.grid import Job, run_jobs
+from common.engine import default_device
+from common.experiment import RUN_ERRORS, thesis_split_from_config
+from common.grid import Job, probe_throughput, run_jobs
 from common.models import PretrainedWeightsUnavailable, build_model
-from common.profiling import forward_flops, seconds_per_call
+from common.profiling import forward_flops
 
 HERE = Path(__file__).parent
 BASE_CONFIG = HERE / "configs" / "base.yaml"
@@ -74,31 +73,6 @@ def _split_sizes(cfg) -> dict:
     split = thesis_split_from_config(np.repeat(np.arange(100), 500), 100, cfg.data)
     return {"balanced": len(split["train"]), "long_tailed": len(split["lt_train"]),
             "eval": VAL_IMAGES + len(split["test"]) + len(split["lt_test"])}
-
-
-def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
-    """(train, eval) images/s of a few steps of ``cfg``'s training step and evaluation."""
-    tcfg = cfg.train
-    seed_everything(tcfg.seed, tcfg.deterministic)  # cuDNN settings as in the run
-    use_channels_last(model, tcfg)
-    augment, test_tf = transforms_from_config(cfg)
-    step = make_step(loss_from_config(cfg, [1] * 100).to(device), augment(tcfg.augment), tcfg.mixup_alpha)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    eval_bs = tcfg.eval_batch_size
-    x = torch.randint(0, 256, (max(tcfg.batch_size, eval_bs), 3, 32, 32), dtype=torch.uint8, device=device)
-    y = torch.randint(0, 100, (tcfg.batch_size,), device=device)
-
-    def train_step():
-        with autocast(device, tcfg.amp):
-            loss = step(model, x[:tcfg.batch_size], y, None, 0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    model.train()
-    train_ips = tcfg.batch_size / seconds_per_call(train_step, device, steps)
-    eval_s = seconds_per_call(lambda: predict(model, x[:eval_bs], test_tf, eval_bs, tcfg.amp), device, 1)
-    return train_ips, eval_bs / eval_s
 
 
 def plan(preset: str, runs, device, cli: dict | None = None) -> None:

@@ -6,6 +6,7 @@
 #   PLAN=1                    list the runs with a time estimate from a short probe; train nothing
 # Finished runs (record.json present) are skipped; interrupted ones resume.
 source "$(dirname "$0")/../common/run_all_env.sh"
+check_preset thesis_cifar100lt/configs/base.yaml
 DATA=${LTREPRO_DATA:-data}
 MODELS=${MODELS:-"resnet50 mobilenet_v2 convnext_base vit_base_patch16_224"}
 LOSSES=${LOSSES:-"ce focal wce cb bs seql ldam"}

@@ -125,3 +125,20 @@ def class_groups(train_counts, scheme: str = "shot", many: int = 100, few: int =
         c = len(counts)
         return np.where(rank < c // 3, 0, np.where(rank < 2 * c // 3, 1, 2))
     raise ValueError(f"unknown group scheme {scheme!r}; expected one of {sorted(GROUP_NAMES)}")
+
+
+def heldout_indices(labels, exclude, per_class: int, seed: int = 0) -> np.ndarray:
+    """A class-balanced set of ``per_class`` samples per class drawn from the samples not in
+    ``exclude`` (e.g. the training images a long-tailed subset leaves out: a validation set that
+    shares no image with the training set)."""
+    labels = np.asarray(labels)
+    free = np.ones(len(labels), dtype=bool)
+    free[np.asarray(exclude, dtype=np.int64)] = False
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in range(int(labels.max()) + 1):
+        idx = np.where(free & (labels == cls))[0]
+        if len(idx) < per_class:
+            raise ValueError(f"class {cls}: {len(idx)} unused samples, {per_class} asked for")
+        keep.append(np.sort(rng.choice(idx, per_class, replace=False)))
+    return np.concatenate(keep)

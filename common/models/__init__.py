@@ -9,7 +9,7 @@ from functools import partial
 
 import torch.nn as nn
 
-from .head import fp32_head
+from .head import LearnableWeightScaling, fp32_head
 from .library import (TIMM, TORCHVISION, BackboneClassifier, PretrainedWeightsUnavailable,
                       _load_file, build_timm, build_torchvision, pretrained_source)
 from .resnet_cifar import BasicBlock, CifarResNet, NormedLinear, make_stage, resnet32
@@ -54,8 +54,10 @@ def build_model(name: str, num_classes: int, pretrained: bool = False, weights=N
 
 
 def freeze_backbone(model: nn.Module) -> None:
-    """Train only ``model.classifier`` (decoupled classifier re-training)."""
+    """Train only ``model.classifier`` (decoupled classifier re-training), or only the part of it
+    that its ``trainable_parameters()`` names (e.g. :class:`LearnableWeightScaling`)."""
     for p in model.parameters():
         p.requires_grad_(False)
-    for p in model.classifier.parameters():
+    head = model.classifier
+    for p in (head.trainable_parameters() if hasattr(head, "trainable_parameters") else head.parameters()):
         p.requires_grad_(True)

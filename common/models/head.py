@@ -11,3 +11,19 @@ def fp32_head(head: nn.Module, features: torch.Tensor) -> torch.Tensor:
     bf16 would add visible noise; the head is one small layer, so this costs nothing."""
     with torch.autocast(features.device.type, enabled=False):
         return head(features.float())
+
+
+class LearnableWeightScaling(nn.Module):
+    """LWS (Kang et al. 2020, decoupling): ``scale_j * classifier(x)_j`` with the classifier
+    fixed and only the per-class ``scale`` (initialised to 1) trained."""
+
+    def __init__(self, classifier: nn.Module, num_classes: int):
+        super().__init__()
+        self.classifier = classifier.requires_grad_(False)
+        self.scale = nn.Parameter(torch.ones(num_classes))
+
+    def trainable_parameters(self):
+        return [self.scale]
+
+    def forward(self, x):
+        return self.scale * self.classifier(x)

@@ -1,0 +1,120 @@
+"""Every row of seed 000's comparison, and the decoupling baselines of Kang et al. 2020 beside it.
+
+    python -m efficientnet_cifar10lt.grid --preset smoke --data DIR [--only ROW ...] [--list] [--plan]
+
+Stage 1 is one run; every stage-2 row starts from its kept weights and never retrains it.
+tau-normalisation trains nothing: it rescales stage 1's classifier (``posthoc.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.config import load_config, parse_overrides, preset_names
+from common.data import longtail_counts
+from common.engine import default_device
+from common.experiment import RUN_ERRORS
+from common.grid import Job, accuracies, probe_throughput, run_jobs
+from common.models import build_model
+
+from .posthoc import TAU_ROWS, run_tau_norm
+
+HERE = Path(__file__).parent
+CONFIGS = tuple(HERE / "configs" / f for f in ("base.yaml", "stage1.yaml", "stage2.yaml"))
+SEED_LOSSES = {"wce": "Modified CE", "bs": "Balanced Softmax", "focal": "Focal", "cb": "Class-Balanced",
+               "cb_focal": "CB-Focal"}
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    config: str              # file in configs/
+    overrides: dict
+    label: str               # as the tables show it
+    in_seed: bool = True     # False: beyond the seed (Kang et al. 2020), marked as such
+
+
+BALANCED = {"data": {"sampler": "class_balanced"}}
+ROWS = [
+    Row("baseline", "base.yaml", {}, "Baseline (CE)"),
+    Row("reweight", "base.yaml", BALANCED, "Reweight (WeightedRandomSampler)"),
+    Row("stage1", "stage1.yaml", {}, "Decoupled stage 1 alone (CE)", in_seed=False),
+    *[Row(f"decoupled_{loss}", "stage2.yaml", {"loss": {"name": loss}}, f"Decoupled + {label}")
+      for loss, label in SEED_LOSSES.items()],
+    Row("crt", "stage2.yaml", BALANCED, "cRT (class-balanced sampling + CE)", in_seed=False),
+    Row("lws", "stage2.yaml", {**BALANCED, "model": {"reset_classifier": False, "lws": True}},
+        "LWS (learnable weight scaling)", in_seed=False),
+]
+ROW_LABELS = {r.name: r.label for r in ROWS} | {name: label for name, label in TAU_ROWS.items()}
+IN_SEED = {r.name for r in ROWS if r.in_seed}
+
+
+def run_config(row: Row, preset: str, cli: dict | None = None):
+    return load_config(HERE / "configs" / row.config, preset, row.overrides, cli)
+
+
+def plan(preset: str, rows, device, cli=None) -> None:
+    """Each run with an estimate from a probe of the model's training step and evaluation on
+    ``device``; a classifier-only row costs one pass of the backbone over the training set."""
+    probes, total = {}, 0.0
+    print(f"plan: preset {preset}, {len(rows)} runs (+ tau-normalisation), device {device}")
+    for row in rows:
+        cfg = run_config(row, preset, cli)
+        train_images = sum(longtail_counts(5000, 10, cfg.data.imb_factor, cfg.data.profile,
+                                           min_count=cfg.data.min_count))
+        if cfg.train.size not in probes:
+            model = build_model(cfg.model.name, 10).to(device)
+            probes[cfg.train.size] = probe_throughput(model, cfg, device)
+            print(f"  probe {cfg.model.name} at {cfg.train.size or 32} px: train {probes[cfg.train.size][0]:.0f} "
+                  f"images/s, eval {probes[cfg.train.size][1]:.0f} images/s")
+        train_ips, eval_ips = probes[cfg.train.size]
+        seconds = ((train_images if cfg.train.classifier_only else cfg.train.epochs * train_images) / 
+                   (eval_ips if cfg.train.classifier_only else train_ips) + 10000 / eval_ips)
+        total += seconds
+        print(f"  {row.name:20s} {cfg.train.epochs:3d} epochs ~{seconds / 60:7.1f} min")
+    print(f"total ~{total / 3600:.2f} h on {device}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--out", default="results/efficientnet_cifar10lt/runs")
+    parser.add_argument("--only", nargs="+", default=None, help="row names (see --list)")
+    parser.add_argument("--list", action="store_true", help="print the row names and exit")
+    parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override the preset for every run (needs its own --out)")
+    parser.add_argument("--rerun-stale", action="store_true",
+                        help="re-train runs that finished under another config (default: report them, keep them)")
+    args = parser.parse_args(argv)
+    names = [r.name for r in ROWS] + list(TAU_ROWS)
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown:
+        parser.error(f"--only: no row named {', '.join(unknown)} (see --list)")
+    rows = [r for r in ROWS if args.only is None or r.name in args.only]
+    if args.list:
+        print("\n".join(n for n in names if args.only is None or n in args.only))
+        return
+    if args.set and args.out == parser.get_default("out"):
+        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
+    try:
+        cli = parse_overrides(args.set)
+        if args.plan:
+            plan(args.preset, rows, default_device(), cli)
+            return
+        out = Path(args.out) / args.preset
+        jobs = [Job(r.name, run_config(r, args.preset, cli), out / r.name) for r in rows]
+        run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale)
+        for name in TAU_ROWS:
+            if args.only is None or name in args.only:
+                print(f"== {name}", flush=True)
+                print("   " + accuracies(run_tau_norm(name, out, args.data)), flush=True)
+    except RUN_ERRORS as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

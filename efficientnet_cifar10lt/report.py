@@ -1,0 +1,131 @@
+"""Seed 000's comparison (paper | ours | diff), every row's per-class precision / recall / F1,
+confusion matrices and the per-class recall chart, from one preset's records.
+
+    python -m efficientnet_cifar10lt.report --preset smoke
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common.config import preset_names
+from common.engine import read_records
+from common.report import (_pyplot, budget_label, budget_notes, comparison_table, load_paper_numbers, ours_frame,
+                           plot_confusion, table_labels, write_table)
+
+from .grid import CONFIGS, IN_SEED, ROW_LABELS
+
+HERE = Path(__file__).parent
+RESULTS = Path("results/efficientnet_cifar10lt")
+COLUMNS = ["accuracy", "accuracy_body", "weighted_f1"]   # macro F1 is in the summary table
+SUMMARY = ["accuracy", "macro_f1", "weighted_f1", "many", "medium", "few", "ece"]
+RECALL_ROWS = {"baseline": "Figure 1: baseline", "reweight": "Figure 2: reweight",
+               "decoupled_wce": "Figure 3: decoupled, modified CE"}
+
+
+def cells(name: str, rec: dict) -> list[dict]:
+    m = rec["metrics"]["test"]
+    values = {"accuracy": m["accuracy"], "accuracy_body": m["accuracy"], "weighted_f1": m["weighted_f1"],
+              "macro_f1": m["macro_f1"]}
+    return [{"table": "comparison", "row": name, "column": c, "value": 100 * v, "label": budget_label(rec)}
+            for c, v in values.items()]
+
+
+def _label(name: str) -> str:
+    return ROW_LABELS[name] + ("" if name in IN_SEED else " [beyond the seed]")
+
+
+def per_class_table(rec: dict) -> pd.DataFrame:
+    m = rec["metrics"]["test"]
+    df = pd.DataFrame({"train images": rec["train_counts"], "precision": m["precision"], "recall": m["recall"],
+                       "f1": m["f1"], "test images": m["support"]}, index=rec["classes"])
+    df.index.name = "class (head to tail)"
+    for c in ("precision", "recall", "f1"):
+        df[c] = (100 * df[c]).map(lambda v: f"{v:.2f}")
+    return df
+
+
+def recall_figure(records: dict, path: Path, title: str, note: str) -> None:
+    """Per-class recall, head to tail, baseline vs reweight vs decoupled modified CE; a row
+    without a run is absent from the legend, never drawn as zero."""
+    plt = _pyplot()
+    present = [r for r in RECALL_ROWS if r in records]
+    classes = next(iter(records.values()))["classes"] if records else []
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(len(present), 1)
+    for i, name in enumerate(present):
+        recall = 100 * np.asarray(records[name]["metrics"]["test"]["recall"])
+        ax.bar(np.arange(len(classes)) + i * width, recall, width, label=ROW_LABELS[name])
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes, rotation=30, ha="right")
+    ax.set_xlabel("class, most to fewest training images")
+    ax.set_ylabel("recall (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(f"{title}\n{note}", fontsize=8)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def tau_figure(record: dict, path: Path, note: str) -> None:
+    plt = _pyplot()
+    sweep = record["tau_sweep"]
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot([float(t) for t in sweep], [100 * a for a in sweep.values()], marker="o")
+    ax.set_xlabel("tau")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title(f"tau-normalisation of stage 1's classifier\n{note}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
+    parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
+    args = parser.parse_args(argv)
+    paper = load_paper_numbers(HERE / "paper_numbers.csv")
+    records = {Path(r["run_dir"]).name: r for r in read_records(args.results / "runs" / args.preset)}
+    records = {name: records[name] for name in ROW_LABELS if name in records}     # the grid's row order
+    ours = ours_frame([c for name, rec in records.items() for c in cells(name, rec)])
+    out = args.results / args.preset
+    out.mkdir(parents=True, exist_ok=True)
+    labels = table_labels(ours)
+    notes = budget_notes(args.preset, labels, "seed 000")
+    short = f"preset {args.preset}" + ("" if args.preset == "paper" else ", REDUCED BUDGET") + \
+            (f"; {records[next(iter(records))]['data']}" if records else "; no runs")
+
+    df = comparison_table(paper, ours, "comparison", list(ROW_LABELS), COLUMNS)
+    df.index = [_label(r) for r in df.index]
+    df.index.name = "row"
+    write_table(df, out / "comparison", f"Seed 000: EfficientNet-B0 on CIFAR-10-LT, test set (%) [{args.preset}]",
+                notes + ["accuracy: the abstract's baseline number; accuracy_body: the body's (the seed gives both). "
+                         "The seed reports no other numbers: dashes.",
+                         "Rows marked [beyond the seed] are Kang et al. 2020's decoupling baselines on the same stage 1."])
+
+    summary = pd.DataFrame([{k: (f"{100 * rec['metrics']['test'][k]:.2f}" if rec["metrics"]["test"][k] is not None
+                                 and not np.isnan(rec["metrics"]["test"][k]) else "–") for k in SUMMARY}
+                            for rec in records.values()], index=[_label(n) for n in records], columns=SUMMARY)
+    summary.index.name = "row"
+    write_table(summary, out / "summary", f"Every row: top-1, F1, many / medium / few, ECE (%) [{args.preset}]",
+                notes + ["many > 100, medium 20-100, few < 20 training images; '–' where a group has no class"])
+
+    for name, rec in records.items():
+        write_table(per_class_table(rec), out / f"per_class_{name}",
+                    f"{_label(name)}: per-class precision / recall / F1 (%) [{args.preset}]",
+                    budget_notes(args.preset, [budget_label(rec)], "seed 000"))
+        plot_confusion(rec["metrics"]["test"]["confusion_matrix"], rec["classes"], out / f"confusion_{name}.png",
+                       f"{RECALL_ROWS.get(name, _label(name))}: row-normalised confusion matrix\n{short}")
+    recall_figure(records, out / "recall_per_class.png",
+                  "Per-class recall, baseline vs reweight vs decoupled modified CE", short)
+    if "tau_norm_oracle" in records:
+        tau_figure(records["tau_norm_oracle"], out / "tau_sweep.png", short)
+    print(f"wrote the comparison, summary, per-class tables and figures from {len(records)} runs to {out}")
+
+
+if __name__ == "__main__":
+    main()
