@@ -67,6 +67,10 @@ class DataConfig(Section):
     classes: PositiveInt | None = None                    # keep the first k classes, renumbered
     sampler: Annotated[str, one_of(("class_balanced",), "sampler")] | None = None
     validate_on_test: bool = False                        # standard split: validate every epoch on the test set
+    balance_threshold: PositiveInt | None = None          # seed 002's artificial balancing: every class
+                                                          # re-sampled to this many images
+    bag_threshold: PositiveInt | None = None              # seed 002's balanced bagging: max count // this learners,
+    bag_index: NonNegativeInt | None = None               # this run trains learner number bag_index
     # split: thesis (seed 001) -- per-class sizes out of the official train set
     train_set: Annotated[str, one_of(("balanced", "long_tailed"), "training set")] = "long_tailed"
     train_per_class: PositiveInt = 450
@@ -77,6 +81,12 @@ class DataConfig(Section):
     def _consistent(self):
         if self.split == "thesis" and self.imb_factor is None:
             raise ValueError("split 'thesis' needs imb_factor (the long-tailed subset's n_min / n_max)")
+        if (self.bag_threshold is None) != (self.bag_index is None):
+            raise ValueError("bag_threshold and bag_index go together (which learner of which bagging)")
+        if self.balance_threshold and self.bag_threshold:
+            raise ValueError("balance_threshold and bag_threshold are two different re-samplings: choose one")
+        if self.split == "thesis" and (self.balance_threshold or self.bag_threshold):
+            raise ValueError("artificial balancing and bagging re-sample the standard split's training set")
         if self.classes is not None and self.classes > LAYOUTS[self.dataset].num_classes:
             raise ValueError(f"classes {self.classes} > the {LAYOUTS[self.dataset].num_classes} classes of {self.dataset}")
         return self

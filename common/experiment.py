@@ -100,14 +100,28 @@ def build_datasets(dcfg: DataConfig, root) -> dict:
             counts = D.longtail_counts(num_max, num_classes, dcfg.imb_factor, dcfg.profile, min_count=dcfg.min_count)
             idx = D.longtail_indices(train_y, counts, dcfg.lt_seed)
             train_x, train_y = train_x[idx], train_y[idx]
+        out["group_counts"] = D.class_counts(train_y, num_classes).tolist()  # many / medium / few: the LT profile
+        train_x, train_y = _resample(train_x, train_y, dcfg)
         out["train"] = (train_x, train_y)
         out["tests"] = {"test": (test_x, test_y)}
         out["val"] = (test_x, test_y) if dcfg.validate_on_test else None
-        out["group_counts"] = None
     out["train_counts"] = D.class_counts(out["train"][1], num_classes).tolist()
-    if out["group_counts"] is None:
-        out["group_counts"] = out["train_counts"]
     return out
+
+
+def _resample(x, y, dcfg: DataConfig):
+    """Seed 002's artificial balancing, or one learner's bag of its balanced bagging."""
+    if dcfg.balance_threshold:
+        idx = D.artificial_balance(y, dcfg.balance_threshold, seed=dcfg.lt_seed)
+    elif dcfg.bag_threshold:
+        bags = D.balanced_bagging(y, dcfg.bag_threshold, seed=dcfg.lt_seed)
+        if dcfg.bag_index >= len(bags):
+            raise ConfigError(f"data.bag_index {dcfg.bag_index}: bag_threshold {dcfg.bag_threshold} gives "
+                              f"{len(bags)} learners (0-{len(bags) - 1}) for this training set")
+        idx = bags[dcfg.bag_index]
+    else:
+        return x, y
+    return x[idx], y[idx]
 
 
 @functools.lru_cache(maxsize=None)
@@ -338,7 +352,8 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
         save_atomic({"model": model.state_dict()}, out_dir / "weights.pt")
     write_record(out_dir, run_config, metrics, started, config_hash=config_hash(run_config), preset=cfg.preset,
                  epochs=tcfg.epochs, data=data_provenance(cfg.data.dataset, root), data_root=str(root),
-                 train_counts=ds["train_counts"], classes=ds["classes"], history=history, parent=parent)
+                 train_counts=ds["train_counts"], group_counts=ds["group_counts"], classes=ds["classes"],
+                 history=history, parent=parent)
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
     return json.loads((out_dir / "record.json").read_text())

@@ -8,6 +8,7 @@ run is trained once, and a run whose process died is taken over by whoever waits
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from .engine import (CheckpointError, NonFiniteLossError, autocast, make_step, p
                      use_channels_last)
 from .experiment import (ParentNotFinishedError, RunClaimedError, StaleRunError, loss_from_config, num_classes_of,
                          run_experiment, transforms_from_config)
+from .models import PretrainedWeightsUnavailable, build_model
 from .profiling import seconds_per_call
 
 
@@ -32,6 +34,24 @@ class Job:
 
 def accuracies(record: dict) -> str:
     return "  ".join(f"{k} {100 * m['accuracy']:.2f}%" for k, m in record["metrics"].items())
+
+
+def preflight_weights(configs, fetch_hint: str) -> None:
+    """Build every pretrained model the configs use, once each, before anything trains; without
+    network and cache, exit naming every missing weight file and where it belongs."""
+    problems, seen = [], set()
+    for cfg in configs:
+        key = (cfg.model.name, json.dumps(cfg.model.kwargs, sort_keys=True))
+        if not cfg.model.pretrained or key in seen:
+            continue
+        seen.add(key)
+        try:
+            build_model(cfg.model.name, num_classes_of(cfg.data), pretrained=True, **cfg.model.kwargs)
+        except PretrainedWeightsUnavailable as err:
+            problems.append(str(err))
+    if problems:
+        sys.exit("Pretrained weights are missing and cannot be downloaded here; nothing was trained.\n\n"
+                 + "\n\n".join(problems) + f"\n\n{fetch_hint}")
 
 
 def run_jobs(jobs: list[Job], data_root, *, progress: bool = True, rerun_stale: bool = False,

@@ -16,13 +16,15 @@ from common.config import load_config, parse_overrides, preset_names
 from common.data import longtail_counts
 from common.engine import default_device
 from common.experiment import RUN_ERRORS
-from common.grid import Job, accuracies, probe_throughput, run_jobs
+from common.grid import Job, accuracies, preflight_weights, probe_throughput, run_jobs
 from common.models import build_model
 
 from .posthoc import TAU_ROWS, run_tau_norm
 
 HERE = Path(__file__).parent
 CONFIGS = tuple(HERE / "configs" / f for f in ("base.yaml", "stage1.yaml", "stage2.yaml"))
+FETCH_HINT = ("On a machine with network run `python -m efficientnet_cifar10lt.grid --fetch-weights` and copy the "
+              "Hugging Face cache listed above to this machine (or set HF_HOME).")
 SEED_LOSSES = {"wce": "Modified CE", "bs": "Balanced Softmax", "focal": "Focal", "cb": "Class-Balanced",
                "cb_focal": "CB-Focal"}
 
@@ -85,6 +87,8 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", default=None, help="row names (see --list)")
     parser.add_argument("--list", action="store_true", help="print the row names and exit")
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
+    parser.add_argument("--fetch-weights", action="store_true",
+                        help="download the pretrained weights the preset needs into the cache; train nothing")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override the preset for every run (needs its own --out)")
     parser.add_argument("--rerun-stale", action="store_true",
@@ -105,8 +109,14 @@ def main(argv=None):
         if args.plan:
             plan(args.preset, rows, default_device(), cli)
             return
+        if args.fetch_weights:
+            cfg = run_config(ROWS[0], args.preset, cli)
+            build_model(cfg.model.name, 10, pretrained=cfg.model.pretrained)
+            print(f"{cfg.model.name}: weights cached" if cfg.model.pretrained else "this preset uses no pretrained weights")
+            return
         out = Path(args.out) / args.preset
         jobs = [Job(r.name, run_config(r, args.preset, cli), out / r.name) for r in rows]
+        preflight_weights([job.config for job in jobs], FETCH_HINT)
         run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale)
         for name in TAU_ROWS:
             if args.only is None or name in args.only:

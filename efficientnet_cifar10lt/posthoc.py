@@ -8,7 +8,6 @@ optimistic upper bound and labelled so. The bias is kept, so ``tau = 0`` is stag
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,9 @@ import torch.nn.functional as F
 
 from common import data as D
 from common.config import validate_config
-from common.engine import cached_features, default_device, load_checkpoint, now, write_record
-from common.experiment import (ParentNotFinishedError, build_datasets, claim, data_provenance, save_predictions,
-                               transforms_from_config)
+from common.derived import derived_run
+from common.engine import cached_features, default_device, load_checkpoint
+from common.experiment import ParentNotFinishedError, build_datasets, data_provenance, transforms_from_config
 from common.metrics import evaluate_predictions
 from common.models import build_model
 
@@ -39,26 +38,19 @@ def tau_norm_probs(features: torch.Tensor, classifier: torch.nn.Linear, tau: flo
     return F.softmax(logits, dim=1).numpy()
 
 
-@torch.no_grad()
 def run_tau_norm(name: str, out: Path, data_root) -> dict:
-    """The record of row ``name``, computed from ``out/stage1`` unless it is there already for
-    that very stage-1 run."""
-    stage1, run_dir = Path(out) / "stage1", Path(out) / name
-    if not (stage1 / "weights.pt").exists() or not (stage1 / "record.json").exists():
-        raise ParentNotFinishedError(f"{run_dir} rescales {stage1}'s classifier, which has not finished with its weights")
-    parent = json.loads((stage1 / "record.json").read_text())
-    if (run_dir / "record.json").exists():
-        record = json.loads((run_dir / "record.json").read_text())
-        if record["parent"]["run_id"] == parent["run_id"]:
-            print(f"skip {run_dir}: finished")
-            return record
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with claim(run_dir, wait=True):
-        return _compute(name, run_dir, stage1, parent, data_root)
+    """The record of row ``name``, computed from ``out/stage1`` (skipped when it is there for
+    that very stage-1 run)."""
+    stage1 = Path(out) / "stage1"
+    return derived_run(Path(out) / name, {"stage1": stage1}, lambda records: _compute(name, stage1, records["stage1"],
+                                                                                       data_root))
 
 
-def _compute(name, run_dir, stage1, parent, data_root) -> dict:
-    started, device = now(), default_device()
+@torch.no_grad()
+def _compute(name: str, stage1: Path, parent: dict, data_root) -> dict:
+    if not (stage1 / "weights.pt").exists():
+        raise ParentNotFinishedError(f"{stage1} finished without keeping its weights (weights.pt)")
+    device = default_device()
     cfg = validate_config(parent["config"])
     root = Path(data_root) if data_root else D.default_data_root()
     model = build_model(cfg.model.name, 10, **cfg.model.kwargs)
@@ -72,12 +64,11 @@ def _compute(name, run_dir, stage1, parent, data_root) -> dict:
     sweep = {tau: float((tau_norm_probs(features, classifier, tau).argmax(1) == labels).mean()) for tau in TAUS}
     tau = 1.0 if name == "tau_norm_1" else max(TAUS, key=lambda t: (sweep[t], -t))   # ties: the smaller tau
     probs = tau_norm_probs(features, classifier, tau)
-    metrics = {"test": evaluate_predictions(probs, labels, ds["train_counts"], cfg.eval.groups, cfg.eval.n_bins)}
-    save_predictions(run_dir / "predictions.npz", {"test_probs": probs.astype(np.float32), "test_labels": labels})
-    config = {"posthoc": "tau_norm", "tau": tau, "selection": "fixed" if name == "tau_norm_1" else "test set (oracle)",
-              "taus": list(TAUS), "stage1": parent["config"]}
-    write_record(run_dir, config, metrics, started, preset=parent["preset"], epochs=parent["epochs"],
-                 data=data_provenance(cfg.data.dataset, root), data_root=str(root), train_counts=ds["train_counts"],
-                 classes=ds["classes"], tau_sweep={str(t): a for t, a in sweep.items()},
-                 parent={"run": str(stage1), "run_id": parent["run_id"], "config_hash": parent["config_hash"]})
-    return json.loads((run_dir / "record.json").read_text())
+    return {"config": {"posthoc": "tau_norm", "tau": tau, "taus": list(TAUS), "stage1": parent["config"],
+                       "selection": "fixed in advance" if name == "tau_norm_1" else "test set (oracle)"},
+            "metrics": {"test": evaluate_predictions(probs, labels, ds["group_counts"], cfg.eval.groups,
+                                                     cfg.eval.n_bins)},
+            "predictions": {"test_probs": probs.astype(np.float32), "test_labels": labels},
+            "preset": parent["preset"], "epochs": parent["epochs"], "data": data_provenance(cfg.data.dataset, root),
+            "data_root": str(root), "train_counts": ds["train_counts"], "group_counts": ds["group_counts"],
+            "classes": ds["classes"], "tau_sweep": {str(t): a for t, a in sweep.items()}}

@@ -64,8 +64,10 @@ def test_smoke_grid_reuses_stage_one_and_writes_every_table(tmp_path, capsys):
     eff_grid.main(base)
     runs = tmp_path / "runs" / "smoke"
     stage1 = json.loads((runs / "stage1" / "record.json").read_text())
-    for row in ("decoupled_wce", "decoupled_bs", "lws", "tau_norm_1", "tau_norm_oracle"):
+    for row in ("decoupled_wce", "decoupled_bs", "lws"):
         assert json.loads((runs / row / "record.json").read_text())["parent"]["run_id"] == stage1["run_id"]
+    for row in ("tau_norm_1", "tau_norm_oracle"):
+        assert json.loads((runs / row / "record.json").read_text())["sources"]["stage1"]["run_id"] == stage1["run_id"]
     capsys.readouterr()
     eff_grid.main(base)                              # all finished: nothing is trained again
     assert capsys.readouterr().out.count("skip") == 6
@@ -102,3 +104,11 @@ def test_tables_from_fake_records(tmp_path):
     summary = pd.read_csv(tmp_path / "smoke" / "summary.csv", index_col=0)
     assert summary.loc["Decoupled + Modified CE", "few"] == "–"
     assert "FAKE test record" in (tmp_path / "smoke" / "comparison.md").read_text()
+
+
+def test_paper_preset_offline_stops_before_training_naming_the_weights(tmp_path, offline_weight_caches):
+    with pytest.raises(SystemExit) as stop:
+        eff_grid.main(["--preset", "paper", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "runs")])
+    msg = str(stop.value)
+    assert "nothing was trained" in msg and "efficientnet_b0.ra_in1k" in msg and "expected in cache" in msg
+    assert "--fetch-weights" in msg and not (tmp_path / "runs").exists()

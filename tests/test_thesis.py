@@ -38,7 +38,9 @@ def test_offline_preflight_stops_before_training_and_names_weights(monkeypatch):
     def offline(name, *args, **kwargs):
         raise PretrainedWeightsUnavailable(f"could not get pretrained weights for {name} ... expected in cache: X")
 
-    monkeypatch.setattr(thesis_grid, "build_model", offline)
+    from common import grid as common_grid
+
+    monkeypatch.setattr(common_grid, "build_model", offline)
     with pytest.raises(SystemExit) as stop:
         thesis_grid.preflight_weights("paper", ["resnet50", "vit_base_patch16_224"])
     msg = str(stop.value)

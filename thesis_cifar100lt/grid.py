@@ -23,7 +23,8 @@ from common.config import load_config, parse_overrides, preset_names
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, thesis_split_from_config
 from common.grid import Job, probe_throughput, run_jobs
-from common.models import PretrainedWeightsUnavailable, build_model
+from common.grid import preflight_weights as grid_preflight
+from common.models import build_model
 from common.profiling import forward_flops
 
 HERE = Path(__file__).parent
@@ -48,21 +49,14 @@ def config(preset: str, overrides: dict, cli: dict | None = None):
     return load_config(BASE_CONFIG, preset, overrides, cli)
 
 
+FETCH_HINT = ("On a machine with network run `python -m thesis_cifar100lt.fetch_weights` and copy the torch hub "
+              "and Hugging Face caches listed above to this machine (or set TORCH_HOME / HF_HOME).")
+
+
 def preflight_weights(preset: str, models, cli: dict | None = None) -> None:
     """Build each model with its pretrained weights now; on failure name every missing file."""
-    if not config(preset, {}, cli).model.pretrained:
-        return
-    problems = []
-    for model in models:
-        try:
-            build_model(model, 100, pretrained=True, **MODEL_KWARGS.get(model, {}))
-        except PretrainedWeightsUnavailable as err:
-            problems.append(str(err))
-    if problems:
-        sys.exit("Pretrained weights are missing and cannot be downloaded here; nothing was trained.\n\n"
-                 + "\n\n".join(problems)
-                 + "\n\nOn a machine with network run `python -m thesis_cifar100lt.fetch_weights` and copy "
-                   "the torch hub and Hugging Face caches listed above to this machine (or set TORCH_HOME / HF_HOME).")
+    grid_preflight([config(preset, {"model": {"name": m, "kwargs": MODEL_KWARGS.get(m, {})}}, cli) for m in models],
+                   FETCH_HINT)
 
 
 VAL_IMAGES = 10000   # the official CIFAR-100 test set, validated on every epoch

@@ -22,11 +22,12 @@ class CrossEntropy(ClassCountLoss):
 
 
 class WeightedCrossEntropy(CrossEntropy):
-    """CE with inverse-frequency class weights 1 / n_c normalised to sum to C
-    (seed 000's "modified CE"; the thesis's weighted softmax, Table 3.4)."""
+    """CE with class weights normalised to sum to C: by default inverse frequency 1 / n_c (seed
+    000's "modified CE"; the thesis's weighted softmax, Table 3.4); ``scheme`` ``isns`` or ``ens``
+    gives seed 002's other weightings (:func:`~common.losses.weights.class_weights`)."""
 
-    def __init__(self, class_counts, weight=None):
-        super().__init__(class_counts, class_weights(class_counts, "ins") if weight is None else weight)
+    def __init__(self, class_counts, scheme: str = "ins", beta: float = 0.9999, weight=None):
+        super().__init__(class_counts, class_weights(class_counts, scheme, beta) if weight is None else weight)
 
 
 class BalancedSoftmax(CrossEntropy):

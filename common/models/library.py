@@ -43,7 +43,8 @@ TORCHVISION = {
 }
 # name -> pretrained tag, pinned: timm's default tag for a name changes between releases
 TIMM = {"efficientnet_b0": "ra_in1k", "efficientnet_b1": "ra4_e3600_r240_in1k", "efficientnet_b2": "ra_in1k",
-        "vit_base_patch16_224": "augreg2_in21k_ft_in1k"}   # ImageNet-21k, fine-tuned on 1k (thesis 3.4.1)
+        "vit_base_patch16_224": "augreg2_in21k_ft_in1k",    # ImageNet-21k, fine-tuned on 1k (thesis 3.4.1)
+        "resnet34d": "ra2_in1k", "resnet50d": "ra2_in1k", "densenet121": "ra_in1k"}   # seed 002's Fig 1 sweep
 
 
 class PretrainedWeightsUnavailable(RuntimeError):
