@@ -65,6 +65,8 @@ class DataConfig(Section):
     min_count: NonNegativeInt = 0                         # floor of every class count
     lt_seed: int = 0                                      # LDAM-DRW's selection seed
     classes: PositiveInt | None = None                    # keep the first k classes, renumbered
+    max_per_class: PositiveInt | None = None              # standard split: the first n images of each class
+                                                          # only, before the long-tailed selection (a smaller proxy)
     sampler: Annotated[str, one_of(("class_balanced",), "sampler")] | None = None
     validate_on_test: bool = False                        # standard split: validate every epoch on the test set
     balance_threshold: PositiveInt | None = None          # seed 002's artificial balancing: every class

@@ -95,6 +95,9 @@ def build_datasets(dcfg: DataConfig, root) -> dict:
         out["val"] = (test_x, test_y)
         out["group_counts"] = split["lt_train_counts"]  # head/middle/tail follow the LT profile
     else:
+        if dcfg.max_per_class:
+            keep = np.sort(np.concatenate([np.where(train_y == c)[0][:dcfg.max_per_class] for c in range(num_classes)]))
+            train_x, train_y = train_x[keep], train_y[keep]
         if dcfg.imb_factor:
             num_max = int(np.bincount(train_y).max())
             counts = D.longtail_counts(num_max, num_classes, dcfg.imb_factor, dcfg.profile, min_count=dcfg.min_count)

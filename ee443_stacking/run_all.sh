@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Seed 002: EfficientNet b0-b2 on CIFAR-50 -- the sweeps (Figs 1, 2), artificial balancing, weighted
+# losses, balanced bagging, stacking and stacking / WL at imbalance 0.1 / 0.02 / 0.005, then the tables.
+#   PRESET=smoke|cpu_proxy|quick|paper  (default: paper with CUDA, smoke without)
+#   LTREPRO_DATA=DIR   folder holding cifar-100-python/ (cifar-10-batches-py/ for cpu_proxy; default ./data)
+# Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
+source "$(dirname "$0")/../common/run_all_env.sh"
+check_preset ee443_stacking/configs/base.yaml
+DATA=${LTREPRO_DATA:-data}
+if [ "$PRESET" = smoke ]; then
+  DATA=data/synthetic_ee443      # smoke always uses tiny synthetic data: minutes, not hours
+  [ -f "$DATA/cifar-100-python/SYNTHETIC" ] || $PY -m common.data.synthetic --dataset cifar100 --out "$DATA" \
+    --train-per-class 10 --test-per-class 2
+  echo "smoke: synthetic CIFAR-100 in $DATA"
+elif [ "$PRESET" = cpu_proxy ]; then
+  [ -f "$DATA/cifar-10-batches-py/data_batch_1" ] || $PY -m common.data.fetch --root "$DATA" cifar10
+else
+  [ -f "$DATA/cifar-100-python/train" ] || $PY -m common.data.fetch --root "$DATA" cifar100
+fi
+$PY -m ee443_stacking.grid --preset "$PRESET" --data "$DATA"
+$PY -m ee443_stacking.report --preset "$PRESET"

@@ -1,0 +1,51 @@
+"""Seed 002: shared members, the grid end to end on tiny data, and the tables."""
+import json
+
+import pandas as pd
+import pytest
+
+from ee443_stacking import grid as ee_grid
+from ee443_stacking import report as ee_report
+
+
+def test_rows_share_members_instead_of_retraining():
+    plan = ee_grid.grid_plan("paper")
+    hp = (64, 1e-3)
+    rows = ee_grid.method_jobs("paper", ee_grid.Path("out"), "0.1", hp, plan, 4, {})
+    names = {row: [j.name for j in jobs] for row, jobs in rows.items()}
+    baseline = f"0.1/efficientnet_b0__ce__{ee_grid.hp_tag(*hp)}"
+    assert baseline in names["stacking"]                              # the sweep's best run is stacking's b0
+    assert names["stacking_wl"][0] in names["weighted_loss"]          # INS weighted loss is stacking / WL's b0
+    assert len(names["bagging_wl"]) == 4 and len(names["artificial_balancing"]) == 3
+    sweep = ee_grid.sweep_jobs("paper", ee_grid.Path("out"), plan, {})
+    assert len(sweep) == 4 * 9 + 7 - 1                                # Fig 1's b0 at a sweep point runs once
+    cfg = rows["bagging_wl"][2].config
+    assert (cfg.data.bag_threshold, cfg.data.bag_index, cfg.loss.name, cfg.data.classes) == (120, 2, "wce", 50)
+
+
+def test_grid_end_to_end_on_tiny_data_then_nothing_retrained(tiny_root, tmp_path, monkeypatch):
+    tiny = ee_grid.GridPlan(datasets=["full", "0.1"], sweep={"batch_size": [32], "lr": [1e-3]}, balance_thresholds=[4],
+                            weight_schemes=["ins"], bag_threshold=3, stack=["efficientnet_b0"], fig1_models=[])
+    monkeypatch.setattr(ee_grid, "grid_plan", lambda preset: tiny)
+    monkeypatch.setattr(ee_report, "grid_plan", lambda preset: tiny)
+    args = ["--preset", "smoke", "--data", str(tiny_root), "--out", str(tmp_path / "runs"), "--set", "train.epochs=1"]
+    ee_grid.main(args)
+    runs = tmp_path / "runs" / "smoke"
+    trained = sorted(p.parent.relative_to(runs).as_posix() for p in runs.rglob("log.jsonl"))
+    assert trained == ["0.1/efficientnet_b0__ab4__bs32_lr0.001", "0.1/efficientnet_b0__bag0_wl_ins__bs32_lr0.001",
+                       "0.1/efficientnet_b0__bag1_wl_ins__bs32_lr0.001", "0.1/efficientnet_b0__ce__bs32_lr0.001",
+                       "0.1/efficientnet_b0__wl_ins__bs32_lr0.001", "full/efficientnet_b0__ce__bs32_lr0.001"]
+    stacking = json.loads((runs / "0.1" / "stacking" / "record.json").read_text())
+    member = json.loads((runs / "0.1" / "efficientnet_b0__ce__bs32_lr0.001" / "record.json").read_text())
+    assert stacking["metrics"]["test"]["accuracy"] == member["metrics"]["test"]["accuracy"]   # one member: itself
+    before = {p: json.loads(p.read_text())["run_id"] for p in runs.rglob("record.json")}
+    ee_grid.main(args)                                                   # everything finished: nothing is redone
+    assert {p: json.loads(p.read_text())["run_id"] for p in runs.rglob("record.json")} == before
+    assert len(before) == 6 + 3                                          # 6 trainings, 3 ensembles
+    ee_report.main(["--preset", "smoke", "--results", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "smoke" / "results.csv", index_col=0)
+    assert float(table.loc["0.1", "stacking_ours"]) == pytest.approx(100 * member["metrics"]["test"]["accuracy"])
+    assert float(table.loc["0.1", "stacking_paper"]) == 77.2 and table.loc["0.02", "stacking_ours"] == "–"
+    for name in ("fig1.md", "fig2.md", "ensembles.md", "parameters.md", "staircase.png",
+                 "fig4_weighted_loss_0.1.png", "fig5_6_bagging_0.1.png"):
+        assert (tmp_path / "smoke" / name).stat().st_size > 0, name
