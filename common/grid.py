@@ -32,6 +32,15 @@ class Job:
     out_dir: Path
 
 
+def add_grid_arguments(parser, default_out: str) -> None:
+    """The options every study's grid takes: ``--out``, ``--set`` and ``--rerun-stale``."""
+    parser.add_argument("--out", default=default_out, help="results folder (runs go to OUT/<preset>/)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override the preset for every run, e.g. --set train.epochs=1 (needs its own --out)")
+    parser.add_argument("--rerun-stale", action="store_true",
+                        help="re-train runs that finished under another config (default: report them, keep them)")
+
+
 def accuracies(record: dict) -> str:
     return "  ".join(f"{k} {100 * m['accuracy']:.2f}%" for k, m in record["metrics"].items())
 

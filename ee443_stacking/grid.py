@@ -25,7 +25,7 @@ from common.config import (ConfigError, Section, check_preset, deep_merge, load_
                            preset_names)
 from common.derived import average_ensemble
 from common.experiment import RUN_ERRORS, build_datasets
-from common.grid import Job, preflight_weights, run_jobs
+from common.grid import Job, add_grid_arguments, preflight_weights, run_jobs
 from common.losses.weights import SCHEMES
 from common.models import MODELS
 
@@ -123,12 +123,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(BASE))
     parser.add_argument("--data", default=None)
-    parser.add_argument("--out", default="results/ee443_stacking/runs")
+    add_grid_arguments(parser, "results/ee443_stacking/runs")
     parser.add_argument("--list", action="store_true", help="print phase 1's runs and how many phase 2 adds; train nothing")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override the preset for every run (needs its own --out)")
-    parser.add_argument("--rerun-stale", action="store_true",
-                        help="re-train runs that finished under another config (default: report them, keep them)")
     args = parser.parse_args(argv)
     if args.set and args.out == parser.get_default("out"):
         parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")

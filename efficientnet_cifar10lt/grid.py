@@ -16,7 +16,7 @@ from common.config import load_config, parse_overrides, preset_names
 from common.data import longtail_counts
 from common.engine import default_device
 from common.experiment import RUN_ERRORS
-from common.grid import Job, accuracies, preflight_weights, probe_throughput, run_jobs
+from common.grid import Job, accuracies, add_grid_arguments, preflight_weights, probe_throughput, run_jobs
 from common.models import build_model
 
 from .posthoc import TAU_ROWS, run_tau_norm
@@ -83,16 +83,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--data", default=None)
-    parser.add_argument("--out", default="results/efficientnet_cifar10lt/runs")
+    add_grid_arguments(parser, "results/efficientnet_cifar10lt/runs")
     parser.add_argument("--only", nargs="+", default=None, help="row names (see --list)")
     parser.add_argument("--list", action="store_true", help="print the row names and exit")
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
     parser.add_argument("--fetch-weights", action="store_true",
                         help="download the pretrained weights the preset needs into the cache; train nothing")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override the preset for every run (needs its own --out)")
-    parser.add_argument("--rerun-stale", action="store_true",
-                        help="re-train runs that finished under another config (default: report them, keep them)")
     args = parser.parse_args(argv)
     names = [r.name for r in ROWS] + list(TAU_ROWS)
     unknown = sorted(set(args.only or ()) - set(names))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common.config import load_config, parse_overrides, preset_names
 from common.experiment import RUN_ERRORS
-from common.grid import Job, run_jobs
+from common.grid import Job, add_grid_arguments, run_jobs
 
 HERE = Path(__file__).parent
 CONFIGS = (HERE / "configs" / "method.yaml", HERE / "configs" / "ce_baseline.yaml")
@@ -110,13 +110,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--data", default=None)
-    parser.add_argument("--out", default="results/sla_multiexpert/runs")
+    add_grid_arguments(parser, "results/sla_multiexpert/runs")
     parser.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
     parser.add_argument("--list", action="store_true", help="print the run names and exit")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override the preset for every run (needs its own --out)")
-    parser.add_argument("--rerun-stale", action="store_true",
-                        help="re-train runs that finished under another config (default: report them, keep them)")
     args = parser.parse_args(argv)
     names = [r.name for r in runs(args.preset)]
     unknown = sorted(set(args.only or ()) - set(names))

@@ -22,7 +22,7 @@ import yaml
 from common.config import load_config, parse_overrides, preset_names
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, thesis_split_from_config
-from common.grid import Job, probe_throughput, run_jobs
+from common.grid import Job, add_grid_arguments, probe_throughput, run_jobs
 from common.grid import preflight_weights as grid_preflight
 from common.models import build_model
 from common.profiling import forward_flops
@@ -102,16 +102,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(BASE_CONFIG))
     parser.add_argument("--data", required=True)
-    parser.add_argument("--out", default="results/thesis_cifar100lt/runs")
+    add_grid_arguments(parser, "results/thesis_cifar100lt/runs")
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--losses", nargs="+", default=LOSSES, choices=LOSSES)
     parser.add_argument("--train-sets", nargs="+", default=TRAIN_SETS, choices=TRAIN_SETS)
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
     parser.add_argument("--show-config", action="store_true", help="print each run's resolved config; train nothing")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override the preset for every run, e.g. --set train.epochs=1 (needs its own --out)")
-    parser.add_argument("--rerun-stale", action="store_true",
-                        help="re-train runs that finished under another config (default: report them, keep them)")
     args = parser.parse_args(argv)
     try:
         cli = parse_overrides(args.set)
