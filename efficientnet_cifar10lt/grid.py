@@ -72,8 +72,11 @@ def plan(preset: str, rows, device, cli=None) -> None:
             print(f"  probe {cfg.model.name} at {cfg.train.size or 32} px: train {probes[cfg.train.size][0]:.0f} "
                   f"images/s, eval {probes[cfg.train.size][1]:.0f} images/s")
         train_ips, eval_ips = probes[cfg.train.size]
-        seconds = ((train_images if cfg.train.classifier_only else cfg.train.epochs * train_images) / 
-                   (eval_ips if cfg.train.classifier_only else train_ips) + 10000 / eval_ips)
+        if cfg.train.classifier_only:      # one pass of the frozen backbone; the classifier epochs are negligible
+            training = train_images / eval_ips
+        else:
+            training = cfg.train.epochs * train_images / train_ips
+        seconds = training + 10000 / eval_ips   # + the test set
         total += seconds
         print(f"  {row.name:20s} {cfg.train.epochs:3d} epochs ~{seconds / 60:7.1f} min")
     print(f"total ~{total / 3600:.2f} h on {device}")

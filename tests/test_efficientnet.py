@@ -112,3 +112,9 @@ def test_paper_preset_offline_stops_before_training_naming_the_weights(tmp_path,
     msg = str(stop.value)
     assert "nothing was trained" in msg and "efficientnet_b0.ra_in1k" in msg and "expected in cache" in msg
     assert "--fetch-weights" in msg and not (tmp_path / "runs").exists()
+
+
+def test_plan_lists_runs_with_an_estimate(capsys):
+    eff_grid.main(["--preset", "smoke", "--plan", "--only", "baseline", "decoupled_wce"])
+    out = capsys.readouterr().out
+    assert "images/s" in out and "baseline" in out and "decoupled_wce" in out and "total ~" in out
