@@ -1,6 +1,6 @@
 """Every run behind seed 002's Fig 1, Fig 2 and results table, members shared between rows.
 
-    python -m ee443_stacking.grid --preset smoke --data DIR [--list] [--plan]
+    python -m ee443_stacking.grid --preset smoke --data DIR [--list]
 
 Phase 1 sweeps batch size x learning rate of EfficientNet-B0 + CE per dataset (Fig 2) and the
 architectures of Fig 1. Phase 2 uses each dataset's best sweep point for artificial balancing,
