@@ -13,36 +13,34 @@ from typing import Callable
 import numpy as np
 
 from .engine import now, write_record
-from .experiment import ParentNotFinishedError, claim, load_predictions, save_predictions
+from .experiment import claim, load_predictions, save_predictions, source_record
 from .metrics import evaluate_predictions
-
-
-def source_records(sources: dict[str, Path]) -> dict[str, dict]:
-    """The records of the named source runs; :class:`ParentNotFinishedError` if one has not finished."""
-    records = {}
-    for name, folder in sources.items():
-        if not (Path(folder) / "record.json").exists():
-            raise ParentNotFinishedError(f"{folder} has not finished; the derived run needs it ({name})")
-        records[name] = json.loads((Path(folder) / "record.json").read_text())
-    return records
 
 
 def derived_run(out_dir, sources: dict[str, Path], compute: Callable[[dict], dict]) -> dict:
     """``out_dir``'s record, recomputed when missing or when a source run changed since.
 
-    ``compute(source_records) -> dict`` returns ``config``, ``metrics``, ``predictions`` (the
+    ``compute(records of the sources by name) -> dict`` returns ``config``, ``metrics``, ``predictions`` (the
     arrays for ``predictions.npz``) and any further record entries (``preset``, ``epochs``,
     ``data``, ...)."""
     out_dir = Path(out_dir)
-    records = source_records(sources)
+    records = {name: source_record(Path(folder), out_dir) for name, folder in sources.items()}
     stamp = {name: {"run": str(folder), "run_id": records[name].get("run_id")} for name, folder in sources.items()}
-    if (out_dir / "record.json").exists():
-        record = json.loads((out_dir / "record.json").read_text())
-        if record.get("sources") == stamp:
-            print(f"skip {out_dir}: finished")
-            return record
+
+    def current() -> dict | None:
+        if (out_dir / "record.json").exists():
+            record = json.loads((out_dir / "record.json").read_text())
+            if record.get("sources") == stamp:
+                return record
+        return None
+
+    if (record := current()) is not None:
+        print(f"skip {out_dir}: finished")
+        return record
     out_dir.mkdir(parents=True, exist_ok=True)
     with claim(out_dir, wait=True):
+        if (record := current()) is not None:      # computed by another process meanwhile
+            return record
         started = now()
         result = compute(records)
         config, metrics, predictions = result.pop("config"), result.pop("metrics"), result.pop("predictions")
@@ -55,6 +53,7 @@ def average_ensemble(out_dir, members: dict[str, Path], groups=("shot",), n_bins
     """The equal-weight mean of the members' softmax outputs on every test set (seed 002's Fig 7)."""
     def compute(records):
         first = next(iter(records.values()))
+        group_counts = first.get("group_counts", first["train_counts"])   # the long-tailed profile, not a bag's
         predictions, metrics = {}, {}
         member_preds = {name: load_predictions(folder) for name, folder in members.items()}
         for test_set in next(iter(member_preds.values())):
@@ -64,7 +63,6 @@ def average_ensemble(out_dir, members: dict[str, Path], groups=("shot",), n_bins
                 raise ValueError(f"the members of {out_dir} were tested on different {test_set} sets")
             mean = np.mean(probs, axis=0).astype(np.float32)
             predictions[f"{test_set}_probs"], predictions[f"{test_set}_labels"] = mean, labels
-            group_counts = first.get("group_counts", first["train_counts"])   # the long-tailed profile, not a bag's
             metrics[test_set] = evaluate_predictions(mean, labels, group_counts, groups, n_bins)
         return {"config": {"ensemble": "mean of softmax outputs", "members": {n: str(f) for n, f in members.items()}},
                 "metrics": metrics, "predictions": predictions, "preset": first.get("preset"),

@@ -197,16 +197,23 @@ def record_config(record: dict) -> dict:
         return record["config"]
 
 
+def source_record(folder: Path, needed_by) -> dict:
+    """The record of the finished run ``folder``, which ``needed_by`` starts from or is computed
+    from; raises :class:`ParentNotFinishedError` if it has not finished."""
+    if not (folder / "record.json").exists():
+        raise ParentNotFinishedError(f"{needed_by} starts from {folder}, which has not finished: run it first")
+    return json.loads((folder / "record.json").read_text())
+
+
 def parent_record(out_dir: Path, cfg: ExperimentConfig) -> tuple[Path, dict]:
     """The folder and record of the run ``cfg.model.init_from`` names (beside ``out_dir``, or a
     path); raises :class:`ParentNotFinishedError` unless it finished and kept its weights."""
     folder = out_dir.parent / cfg.model.init_from
-    if not (folder / "record.json").exists():
-        raise ParentNotFinishedError(f"{out_dir} starts from {folder}, which has not finished: run it first")
+    record = source_record(folder, out_dir)
     if not (folder / "weights.pt").exists():
         raise ParentNotFinishedError(f"{folder} finished without keeping its weights (weights.pt), which {out_dir} "
                                      f"starts from: re-run it with train.keep_weights, or copy its weights.pt there")
-    return folder, json.loads((folder / "record.json").read_text())
+    return folder, record
 
 
 def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
