@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import PositiveFloat, PositiveInt, ValidationError
 
 from common.config import (ConfigError, Section, check_preset, deep_merge, load_config, one_of, parse_overrides,
-                           preset_names)
+                           preset_names, read_config_file)
 from common.derived import average_ensemble
 from common.experiment import RUN_ERRORS, build_datasets
 from common.grid import Job, add_grid_arguments, preflight_weights, run_jobs
@@ -55,8 +54,7 @@ class GridPlan(Section):
 
 
 def grid_plan(preset: str) -> GridPlan:
-    raw = yaml.safe_load(PLAN_FILE.read_text())
-    presets = raw.pop("presets")
+    raw, presets = read_config_file(PLAN_FILE)
     check_preset(preset, list(presets), str(PLAN_FILE))
     try:
         return GridPlan.model_validate(deep_merge(raw, presets[preset]))
