@@ -73,6 +73,9 @@ class DataConfig(Section):
                                                           # re-sampled to this many images
     bag_threshold: PositiveInt | None = None              # seed 002's balanced bagging: max count // this learners,
     bag_index: NonNegativeInt | None = None               # this run trains learner number bag_index
+    folds: int | None = Field(None, ge=2)                 # cross-fitting: train without fold ``fold`` of a
+    fold: NonNegativeInt | None = None                    # stratified split of the training set and predict it
+                                                          # (test set ``heldout_fold``; a learned stacker's input)
     # split: thesis (seed 001) -- per-class sizes out of the official train set
     train_set: Annotated[str, one_of(("balanced", "long_tailed"), "training set")] = "long_tailed"
     train_per_class: PositiveInt = 450
@@ -87,8 +90,12 @@ class DataConfig(Section):
             raise ValueError("bag_threshold and bag_index go together (which learner of which bagging)")
         if self.balance_threshold and self.bag_threshold:
             raise ValueError("balance_threshold and bag_threshold are two different re-samplings: choose one")
-        if self.split == "thesis" and (self.balance_threshold or self.bag_threshold):
-            raise ValueError("artificial balancing and bagging re-sample the standard split's training set")
+        if self.split == "thesis" and (self.balance_threshold or self.bag_threshold or self.folds):
+            raise ValueError("artificial balancing, bagging and folds re-sample the standard split's training set")
+        if (self.folds is None) != (self.fold is None):
+            raise ValueError("folds and fold go together (which fold of how many is held out)")
+        if self.folds is not None and self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} of {self.folds} folds: expected 0 <= fold < folds")
         if self.classes is not None and self.classes > LAYOUTS[self.dataset].num_classes:
             raise ValueError(f"classes {self.classes} > the {LAYOUTS[self.dataset].num_classes} classes of {self.dataset}")
         return self

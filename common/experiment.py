@@ -71,7 +71,8 @@ def build_datasets(dcfg: DataConfig, root) -> dict:
     """Train images / labels / class counts, the test sets, and the validation set if any.
 
     ``split: standard``: train = long-tailed subset of the official train set (LDAM-DRW
-    selection; ``imb_factor: null`` keeps it whole), test = the official test set.
+    selection; ``imb_factor: null`` keeps it whole), test = the official test set; with
+    ``folds`` / ``fold`` that fold of the training set is held out and predicted (``heldout_fold``).
     ``split: thesis``: seed 001's split of the official train set (see ``thesis_split``);
     ``train_set`` picks ``balanced`` or ``long_tailed``, the official test set validates,
     and the balanced and long-tailed test splits are the test sets.
@@ -95,36 +96,56 @@ def build_datasets(dcfg: DataConfig, root) -> dict:
         out["val"] = (test_x, test_y)
         out["group_counts"] = split["lt_train_counts"]  # head/middle/tail follow the LT profile
     else:
-        if dcfg.max_per_class:
-            keep = np.sort(np.concatenate([np.where(train_y == c)[0][:dcfg.max_per_class] for c in range(num_classes)]))
-            train_x, train_y = train_x[keep], train_y[keep]
-        if dcfg.imb_factor:
-            num_max = int(np.bincount(train_y).max())
-            counts = D.longtail_counts(num_max, num_classes, dcfg.imb_factor, dcfg.profile, min_count=dcfg.min_count)
-            idx = D.longtail_indices(train_y, counts, dcfg.lt_seed)
-            train_x, train_y = train_x[idx], train_y[idx]
-        out["group_counts"] = D.class_counts(train_y, num_classes).tolist()  # many / medium / few: the LT profile
-        train_x, train_y = _resample(train_x, train_y, dcfg)
-        out["train"] = (train_x, train_y)
+        chosen = training_indices(train_y, num_classes, dcfg)
+        out["group_counts"] = chosen["group_counts"]     # many / medium / few: the long-tailed profile
+        out["train"] = (train_x[chosen["train"]], train_y[chosen["train"]])
         out["tests"] = {"test": (test_x, test_y)}
+        if chosen["heldout_fold"] is not None:
+            out["tests"]["heldout_fold"] = (train_x[chosen["heldout_fold"]], train_y[chosen["heldout_fold"]])
         out["val"] = (test_x, test_y) if dcfg.validate_on_test else None
     out["train_counts"] = D.class_counts(out["train"][1], num_classes).tolist()
     return out
 
 
-def _resample(x, y, dcfg: DataConfig):
-    """Seed 002's artificial balancing, or one learner's bag of its balanced bagging."""
+def training_indices(train_y, num_classes: int, dcfg: DataConfig) -> dict:
+    """Which images of the official training set a ``split: standard`` run trains on, from the
+    labels alone: ``train`` (indices; re-sampled images repeated), ``heldout_fold`` (or None)
+    and ``group_counts`` (the long-tailed set's class counts, before folds and re-sampling)."""
+    train_y = np.asarray(train_y)
+    idx = np.arange(len(train_y))
+    if dcfg.max_per_class:
+        idx = np.sort(np.concatenate([np.where(train_y == c)[0][:dcfg.max_per_class] for c in range(num_classes)]))
+    if dcfg.imb_factor:
+        num_max = int(np.bincount(train_y[idx]).max())
+        counts = D.longtail_counts(num_max, num_classes, dcfg.imb_factor, dcfg.profile, min_count=dcfg.min_count)
+        idx = idx[D.longtail_indices(train_y[idx], counts, dcfg.lt_seed)]
+    group_counts = D.class_counts(train_y[idx], num_classes).tolist()
+    held = None
+    if dcfg.folds:
+        kept, held = D.fold_split(train_y[idx], dcfg.folds, dcfg.fold, dcfg.lt_seed)
+        idx, held = idx[kept], idx[held]
+    return {"train": idx[_resample(train_y[idx], dcfg)], "heldout_fold": held, "group_counts": group_counts}
+
+
+def planned_training_indices(dcfg: DataConfig) -> dict:
+    """:func:`training_indices` on stand-in labels with the official per-class counts: the sizes of
+    a run's training set without its data files (for plans)."""
+    num_classes = num_classes_of(dcfg)
+    labels = np.repeat(np.arange(num_classes), D.cifar.LAYOUTS[dcfg.dataset].train_per_class)
+    return training_indices(labels, num_classes, dcfg)
+
+
+def _resample(y, dcfg: DataConfig) -> np.ndarray:
+    """Indices of seed 002's artificial balancing, or of one learner's bag of its balanced bagging."""
     if dcfg.balance_threshold:
-        idx = D.artificial_balance(y, dcfg.balance_threshold, seed=dcfg.lt_seed)
-    elif dcfg.bag_threshold:
+        return D.artificial_balance(y, dcfg.balance_threshold, seed=dcfg.lt_seed)
+    if dcfg.bag_threshold:
         bags = D.balanced_bagging(y, dcfg.bag_threshold, seed=dcfg.lt_seed)
         if dcfg.bag_index >= len(bags):
             raise ConfigError(f"data.bag_index {dcfg.bag_index}: bag_threshold {dcfg.bag_threshold} gives "
                               f"{len(bags)} learners (0-{len(bags) - 1}) for this training set")
-        idx = bags[dcfg.bag_index]
-    else:
-        return x, y
-    return x[idx], y[idx]
+        return bags[dcfg.bag_index]
+    return np.arange(len(y))
 
 
 @functools.lru_cache(maxsize=None)

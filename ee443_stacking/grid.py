@@ -1,13 +1,14 @@
 """Every run behind seed 002's Fig 1, Fig 2 and results table, members shared between rows.
 
-    python -m ee443_stacking.grid --preset smoke --data DIR [--list]
+    python -m ee443_stacking.grid --preset smoke --data DIR [--list | --plan]
 
 Phase 1 sweeps batch size x learning rate of EfficientNet-B0 + CE per dataset (Fig 2) and the
 architectures of Fig 1. Phase 2 uses each dataset's best sweep point for artificial balancing,
-the weighted losses, the bagging learners and the stacking members. Phase 3 averages members'
-saved test predictions into the ensembles (nothing is trained). A run is named by what it
-trains (``<dataset>/<model>__<variant>__bs<batch>_lr<lr>``), so a member two rows share, or the
-sweep's best run that is also the baseline and a stacking member, is trained once.
+the weighted losses, the bagging learners and the stacking members (and, beyond the seed, the
+members' cross-fitting fold runs). Phase 3 combines members' saved predictions into the
+ensembles, training nothing: the seed's mean of softmax outputs, and a learned stacker. A run is
+named by what it trains (``<dataset>/<model>__<variant>__bs<batch>_lr<lr>``), so a member two
+rows share, or the sweep's best run that is also the baseline and a stacking member, is trained once.
 """
 from __future__ import annotations
 
@@ -18,15 +19,17 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import PositiveFloat, PositiveInt, ValidationError
+from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
 from common.config import (ConfigError, Section, check_preset, deep_merge, load_config, one_of, parse_overrides,
                            preset_names, read_config_file)
-from common.derived import average_ensemble
-from common.experiment import RUN_ERRORS, build_datasets
-from common.grid import Job, add_grid_arguments, preflight_weights, run_jobs
+from common.derived import average_ensemble, stacked_ensemble
+from common.data.cifar import LAYOUTS, default_data_root
+from common.engine import default_device
+from common.experiment import RUN_ERRORS, build_datasets, num_classes_of, planned_training_indices
+from common.grid import Job, add_grid_arguments, preflight_weights, probe_throughput, run_jobs
 from common.losses.weights import SCHEMES
-from common.models import MODELS
+from common.models import MODELS, build_model
 
 HERE = Path(__file__).parent
 BASE = HERE / "configs" / "base.yaml"
@@ -50,6 +53,7 @@ class GridPlan(Section):
     weight_schemes: list[Annotated[str, one_of(SCHEMES, "weighting scheme")]]
     bag_threshold: PositiveInt
     stack: list[Annotated[str, one_of(MODELS, "model")]]
+    stacker_folds: NonNegativeInt        # beyond the seed: cross-fitting folds of the learned stacker (0: none)
     fig1_models: list[Annotated[str, one_of(MODELS, "model")]]
 
 
@@ -66,12 +70,17 @@ def hp_tag(bs: int, lr: float) -> str:
     return f"bs{bs}_lr{lr:g}"
 
 
-def job(preset: str, out: Path, ds: str, model: str, variant: str, hp: tuple, cli: dict, **sections) -> Job:
+def job(preset: str, out: Path, ds: str, model: str, variant: str, hp: tuple, cli: dict, fold: tuple | None = None,
+        **sections) -> Job:
     """One run: dataset ``ds``, ``model``, a variant (``ce``, ``ab<t>``, ``wl_<scheme>``, ``bag<k>_wl_ins``)
-    and the batch size / learning rate ``hp``."""
+    and the batch size / learning rate ``hp``; ``fold = (i, k)``: trained without fold i of k (``<ds>/folds/``)."""
     name = f"{ds}/{model}__{variant}__{hp_tag(*hp)}"
-    overrides = deep_merge({"data": {"imb_factor": IMBALANCE[ds]}, "model": {"name": model},
-                            "train": {"batch_size": hp[0], "lr": hp[1]}}, sections)
+    data = {"imb_factor": IMBALANCE[ds]}
+    if fold:
+        name = f"{ds}/folds/{model}__{variant}__{hp_tag(*hp)}__fold{fold[0]}of{fold[1]}"
+        data |= {"fold": fold[0], "folds": fold[1]}
+    overrides = deep_merge({"data": data, "model": {"name": model}, "train": {"batch_size": hp[0], "lr": hp[1]}},
+                           sections)
     return Job(name, load_config(BASE, preset, overrides, cli), out / name)
 
 
@@ -91,10 +100,12 @@ def best_point(records: dict, ds: str, plan: GridPlan) -> tuple:
     return max(points, key=lambda hp: records[f"{ds}/efficientnet_b0__ce__{hp_tag(*hp)}"]["metrics"]["test"]["accuracy"])
 
 
-def learners(preset, ds, plan: GridPlan, data_root, cli) -> int:
-    """Seed 002's number of bagging learners: the largest class count // the threshold."""
-    cfg = load_config(BASE, preset, {"data": {"imb_factor": IMBALANCE[ds]}}, cli)
-    return max(1, max(build_datasets(cfg.data, data_root)["train_counts"]) // plan.bag_threshold)
+def learners(preset, ds, plan: GridPlan, cli, data_root=None) -> int:
+    """Seed 002's number of bagging learners: the largest class count // the threshold, of the
+    data in ``data_root``, or of the official files' sizes when None (plans)."""
+    dcfg = load_config(BASE, preset, {"data": {"imb_factor": IMBALANCE[ds]}}, cli).data
+    counts = (planned_training_indices(dcfg) if data_root is None else build_datasets(dcfg, data_root))["group_counts"]
+    return max(1, max(counts) // plan.bag_threshold)
 
 
 def method_jobs(preset, out, ds, hp, plan: GridPlan, n_learners: int, cli) -> dict[str, list[Job]]:
@@ -114,7 +125,67 @@ def method_jobs(preset, out, ds, hp, plan: GridPlan, n_learners: int, cli) -> di
     return rows
 
 
+def fold_jobs(preset, out, ds, hp, plan: GridPlan, cli) -> dict[str, dict[str, list[Job]]]:
+    """Beyond the seed: every stacking member once per cross-fitting fold (``<ds>/folds/``), trained
+    without that fold of the training set, for the learned stacker's out-of-fold probabilities."""
+    k = plan.stacker_folds
+    variants = {"stacking": ("ce", {}), "stacking_wl": ("wl_ins", {"loss": {"name": "wce", "scheme": "ins"}})}
+    return {row: {f"{ds}/{m}__{variant}__{hp_tag(*hp)}": [job(preset, out, ds, m, variant, hp, cli, (i, k), **sections)
+                                                          for i in range(k)] for m in plan.stack}
+            for row, (variant, sections) in variants.items()} if k else {}
+
+
 ENSEMBLES = ("bagging_wl", "stacking", "stacking_wl")
+LEARNED = {"stacking": "stacking_learned", "stacking_wl": "stacking_wl_learned"}   # beyond the seed
+
+
+def all_uses(preset, out, plan: GridPlan, cli) -> list[tuple[str, Job]]:
+    """(row, run) for every use of a run by a row of the grid, before the sweeps chose their best
+    points: phase 2 is listed at the fixed batch size / learning rate, which names the same runs
+    as any sweep point would (the counts and sizes are those of the real grid)."""
+    base = load_config(BASE, preset, None, cli).train
+    hp = (base.batch_size, base.lr)
+    uses = [("fig2 sweep", job(preset, out, ds, "efficientnet_b0", "ce", point, cli))
+            for ds in plan.datasets for point in itertools.product(plan.sweep.batch_size, plan.sweep.lr)]
+    if "full" in plan.datasets:
+        uses += [("fig1", job(preset, out, "full", m, "ce", hp, cli)) for m in plan.fig1_models]
+    for ds in plan.datasets:
+        if ds == "full":
+            continue
+        for row, jobs in method_jobs(preset, out, ds, hp, plan, learners(preset, ds, plan, cli), cli).items():
+            uses += [(row, j) for j in jobs]
+        for row, members in fold_jobs(preset, out, ds, hp, plan, cli).items():
+            uses += [(f"{LEARNED[row]} folds", j) for runs in members.values() for j in runs]
+    return uses
+
+
+def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
+    """Every training the grid needs with a time estimate from a short probe of each model on
+    ``device`` (batch of at most 16: bounded memory); sizes from the split's definition, no data."""
+    uses = all_uses(preset, out, plan, cli)
+    unique = {j.name: j for _, j in uses}
+    print(f"plan: preset {preset}, device {device}, sizes of the official data files: {len(unique)} trainings with "
+          f"member reuse, {len(uses)} without (every row training its own members)")
+    for row in dict.fromkeys(r for r, _ in uses):
+        print(f"  {row:26s} {sum(r == row for r, _ in uses):3d} uses")
+    probes, total = {}, 0.0
+    for j in unique.values():
+        cfg = j.config
+        key = (cfg.model.name, cfg.train.size)
+        if key not in probes:
+            small = cfg.model_copy(update={"train": cfg.train.model_copy(
+                update={"batch_size": min(cfg.train.batch_size, 16), "eval_batch_size": 16})})
+            model = build_model(cfg.model.name, num_classes_of(cfg.data)).to(device)
+            probes[key] = probe_throughput(model, small, device)
+            del model
+        train_ips, eval_ips = probes[key]
+        chosen = planned_training_indices(cfg.data)
+        test_images = len(chosen["heldout_fold"] if chosen["heldout_fold"] is not None else []) + \
+            num_classes_of(cfg.data) * LAYOUTS[cfg.data.dataset].test_per_class
+        total += cfg.train.epochs * len(chosen["train"]) / train_ips + test_images / eval_ips
+    for (model, size), (train_ips, eval_ips) in probes.items():
+        print(f"  probe {model} at {size or 32} px: train {train_ips:.0f} images/s, eval {eval_ips:.0f} images/s")
+    print(f"total ~{total / 3600:.2f} h on {device} (the probes' batch of 16, not the swept batch sizes)")
 
 
 def main(argv=None):
@@ -122,32 +193,44 @@ def main(argv=None):
     parser.add_argument("--preset", required=True, choices=preset_names(BASE))
     parser.add_argument("--data", default=None)
     add_grid_arguments(parser, "results/ee443_stacking/runs")
-    parser.add_argument("--list", action="store_true", help="print phase 1's runs and how many phase 2 adds; train nothing")
+    parser.add_argument("--list", action="store_true", help="print every run (phase 2 at the fixed batch size / lr); "
+                        "train nothing")
+    parser.add_argument("--plan", action="store_true", help="count the trainings and estimate their time; train nothing")
     args = parser.parse_args(argv)
     if args.set and args.out == parser.get_default("out"):
         parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
     out = Path(args.out) / args.preset
+    progress = args.preset != "smoke"
+    data_root = args.data or default_data_root()
     try:
         cli, plan = parse_overrides(args.set), grid_plan(args.preset)
-        phase1 = sweep_jobs(args.preset, out, plan, cli)
         if args.list:
-            print("\n".join(j.name for j in phase1))
+            print("\n".join(dict.fromkeys(j.name for _, j in all_uses(args.preset, out, plan, cli))))
             return
-        preflight_weights([j.config for j in phase1], FETCH_HINT)
-        records = run_jobs(phase1, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale)
+        if args.plan:
+            print_plan(args.preset, out, plan, cli, default_device())
+            return
+        preflight_weights([j.config for _, j in all_uses(args.preset, out, plan, cli)], FETCH_HINT)
+        records = run_jobs(sweep_jobs(args.preset, out, plan, cli), args.data, progress=progress,
+                           rerun_stale=args.rerun_stale)
         chosen = {}
         for ds in plan.datasets:
             hp = chosen[ds] = best_point(records, ds, plan)
             print(f"== {ds}: best sweep point batch {hp[0]}, lr {hp[1]:g}", flush=True)
             if ds == "full":            # the seed's Full row has the baseline only
                 continue
-            rows = method_jobs(args.preset, out, ds, hp, plan, learners(args.preset, ds, plan, args.data, cli), cli)
-            jobs = list({j.name: j for js in rows.values() for j in js}.values())     # shared members once
-            run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale)
+            rows = method_jobs(args.preset, out, ds, hp, plan, learners(args.preset, ds, plan, cli, data_root), cli)
+            folds = fold_jobs(args.preset, out, ds, hp, plan, cli)
+            jobs = [j for js in rows.values() for j in js] + [j for m in folds.values() for js in m.values() for j in js]
+            run_jobs(list({j.name: j for j in jobs}.values()), args.data, progress=progress,   # shared members once
+                     rerun_stale=args.rerun_stale)
             for row in ENSEMBLES:
-                print(f"== {ds}/{row}", flush=True)
                 rec = average_ensemble(out / ds / row, {j.name: j.out_dir for j in rows[row]})
-                print(f"   test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
+                print(f"== {ds}/{row}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
+            for row, members in folds.items():
+                rec = stacked_ensemble(out / ds / LEARNED[row], {j.name: j.out_dir for j in rows[row]},
+                                       {name: [j.out_dir for j in runs] for name, runs in members.items()})
+                print(f"== {ds}/{LEARNED[row]}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
         (out / "chosen.json").write_text(json.dumps({ds: {"batch_size": bs, "lr": lr} for ds, (bs, lr) in chosen.items()},
                                                     indent=1))
     except RUN_ERRORS as err:

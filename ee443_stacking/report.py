@@ -18,11 +18,13 @@ from common.models import build_model
 from common.report import (_pyplot, budget_label, budget_notes, comparison_table, load_paper_numbers,
                            ours_frame, write_table)
 
-from .grid import BASE, ENSEMBLES, grid_plan, hp_tag
+from .grid import BASE, ENSEMBLES, LEARNED, grid_plan, hp_tag
 
 HERE = Path(__file__).parent
 RESULTS = Path("results/ee443_stacking")
 DATASETS = ["full", "0.1", "0.02", "0.005"]
+COMBINATION = {"mean of softmax outputs": "mean (seed)",
+               "logistic regression on out-of-fold member probabilities": "learned (beyond the seed)"}
 COLUMNS = ["baseline", "artificial_balancing", "weighted_loss", "bagging_wl", "stacking", "stacking_wl"]
 
 
@@ -180,14 +182,22 @@ def main(argv=None):
                 single = [] if len(table) > 1 else ["a single point: nothing was swept in this preset"]
                 write_table(table, out / f"{stem}_{ds}", f"{stem.replace('_', ' ')} sweep, dataset {ds} [{args.preset}]",
                             notes + single)
-    ens = {f"{ds}/{row}": records[f"{ds}/{row}"] for ds in chosen for row in ENSEMBLES if f"{ds}/{row}" in records}
+    ens = {f"{ds}/{row}": records[f"{ds}/{row}"] for ds in chosen for row in (*ENSEMBLES, *LEARNED.values())
+           if f"{ds}/{row}" in records}
     if ens:
-        table = pd.DataFrame({"members": [len(r["config"]["members"]) for r in ens.values()],
+        table = pd.DataFrame({"combination": [COMBINATION[r["config"]["ensemble"]] for r in ens.values()],
+                              "members": [len(r["config"]["members"]) for r in ens.values()],
                               "test top-1 (%)": [f"{_acc(r):.2f}" for r in ens.values()],
                               "ECE (%)": [f"{100 * r['metrics']['test']['ece']:.2f}" for r in ens.values()]},
                              index=list(ens))
         table.index.name = "ensemble"
-        write_table(table, out / "ensembles", f"Ensembles: accuracy and ECE [beyond the seed: ECE] [{args.preset}]", notes)
+        write_table(table, out / "ensembles", f"Ensembles: accuracy and ECE [beyond the seed: ECE, learned stackers] "
+                    f"[{args.preset}]", notes + [
+                        "mean: the seed's equal-weight mean of the members' softmax outputs. learned (beyond the seed): "
+                        "multinomial logistic regression on the members' concatenated softmax outputs, fitted on "
+                        "out-of-fold probabilities of the training set (each member re-trained once per fold without "
+                        "that fold; class weights balanced), applied to the test outputs of the members trained on "
+                        "the whole set; test labels only score it."])
     sizes = params_millions(["efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "resnet50d"])
     table = pd.DataFrame({"parameters (M, 50 classes)": [f"{sum(sizes[m] for m in ms):.2f}" for ms in (
         ["efficientnet_b0", "efficientnet_b1", "efficientnet_b2"], ["efficientnet_b0"] * 4, ["resnet50d"])]},

@@ -3,9 +3,14 @@
 # losses, balanced bagging, stacking and stacking / WL at imbalance 0.1 / 0.02 / 0.005, then the tables.
 #   PRESET=smoke|cpu_proxy|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR   folder holding cifar-100-python/ (cifar-10-batches-py/ for cpu_proxy; default ./data)
+#   PLAN=1             count the trainings (with and without member reuse) and estimate their time from a
+#                      short probe on this machine; needs no data, trains nothing
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset ee443_stacking/configs/base.yaml
+if [ -n "${PLAN:-}" ]; then
+  exec $PY -m ee443_stacking.grid --preset "$PRESET" --plan
+fi
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then
   DATA=data/synthetic_ee443      # smoke always uses tiny synthetic data: minutes, not hours

@@ -25,7 +25,8 @@ def test_rows_share_members_instead_of_retraining():
 
 def test_grid_end_to_end_on_tiny_data_then_nothing_retrained(tiny_root, tmp_path, monkeypatch):
     tiny = ee_grid.GridPlan(datasets=["full", "0.1"], sweep={"batch_size": [32], "lr": [1e-3]}, balance_thresholds=[4],
-                            weight_schemes=["ins"], bag_threshold=3, stack=["efficientnet_b0"], fig1_models=[])
+                            weight_schemes=["ins"], bag_threshold=3, stack=["efficientnet_b0"], fig1_models=[],
+                            stacker_folds=2)
     monkeypatch.setattr(ee_grid, "grid_plan", lambda preset: tiny)
     monkeypatch.setattr(ee_report, "grid_plan", lambda preset: tiny)
     args = ["--preset", "smoke", "--data", str(tiny_root), "--out", str(tmp_path / "runs"), "--set", "train.epochs=1"]
@@ -34,18 +35,33 @@ def test_grid_end_to_end_on_tiny_data_then_nothing_retrained(tiny_root, tmp_path
     trained = sorted(p.parent.relative_to(runs).as_posix() for p in runs.rglob("log.jsonl"))
     assert trained == ["0.1/efficientnet_b0__ab4__bs32_lr0.001", "0.1/efficientnet_b0__bag0_wl_ins__bs32_lr0.001",
                        "0.1/efficientnet_b0__bag1_wl_ins__bs32_lr0.001", "0.1/efficientnet_b0__ce__bs32_lr0.001",
-                       "0.1/efficientnet_b0__wl_ins__bs32_lr0.001", "full/efficientnet_b0__ce__bs32_lr0.001"]
+                       "0.1/efficientnet_b0__wl_ins__bs32_lr0.001",
+                       *[f"0.1/folds/efficientnet_b0__{v}__bs32_lr0.001__fold{k}of2" for v in ("ce", "wl_ins") for k in (0, 1)],
+                       "full/efficientnet_b0__ce__bs32_lr0.001"]
     stacking = json.loads((runs / "0.1" / "stacking" / "record.json").read_text())
     member = json.loads((runs / "0.1" / "efficientnet_b0__ce__bs32_lr0.001" / "record.json").read_text())
     assert stacking["metrics"]["test"]["accuracy"] == member["metrics"]["test"]["accuracy"]   # one member: itself
     before = {p: json.loads(p.read_text())["run_id"] for p in runs.rglob("record.json")}
     ee_grid.main(args)                                                   # everything finished: nothing is redone
     assert {p: json.loads(p.read_text())["run_id"] for p in runs.rglob("record.json")} == before
-    assert len(before) == 6 + 3                                          # 6 trainings, 3 ensembles
+    assert len(before) == 10 + 3 + 2                         # 10 trainings, 3 averaged ensembles, 2 learned stackers
+    learned = json.loads((runs / "0.1" / "stacking_learned" / "record.json").read_text())
+    assert learned["fitted_on"] == sum(member["train_counts"]) - member["train_counts"].count(1)   # out-of-fold
     ee_report.main(["--preset", "smoke", "--results", str(tmp_path)])
     table = pd.read_csv(tmp_path / "smoke" / "results.csv", index_col=0)
     assert float(table.loc["0.1", "stacking_ours"]) == pytest.approx(100 * member["metrics"]["test"]["accuracy"])
     assert float(table.loc["0.1", "stacking_paper"]) == 77.2 and table.loc["0.02", "stacking_ours"] == "–"
+    assert "stacking_learned" in (tmp_path / "smoke" / "ensembles.md").read_text()
     for name in ("fig1.md", "fig2.md", "ensembles.md", "parameters.md", "staircase.png",
                  "fig4_weighted_loss_0.1.png", "fig5_6_bagging_0.1.png"):
         assert (tmp_path / "smoke" / name).stat().st_size > 0, name
+
+
+def test_plan_counts_every_training_without_data():
+    """The paper grid: 84 trainings for the seed's rows with member reuse (91 if every row trained its own
+    members), 54 more for the learned stacker's 3 folds; counted from the split's definition alone."""
+    uses = ee_grid.all_uses("paper", ee_grid.Path("out"), ee_grid.grid_plan("paper"), {})
+    seed_rows = [(row, j.name) for row, j in uses if "folds" not in row]
+    assert (len({name for _, name in seed_rows}), len(seed_rows)) == (84, 91)
+    assert (len({j.name for _, j in uses}), len(uses)) == (138, 145)
+    assert sum(row == "bagging_wl" for row, _ in uses) == 3 * 4          # 500 // 120 learners per long-tailed set

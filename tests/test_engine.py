@@ -91,3 +91,10 @@ def test_experiment_writes_record_and_skips_when_done(synthetic_root, tmp_path):
     assert rec["environment"]["torch"] == torch.__version__
     again = run_experiment(cfg, tmp_path / "run", synthetic_root, progress=False)  # skipped
     assert again["finished"] == rec["finished"]
+
+
+def test_a_lone_last_image_is_not_a_batch():
+    """BatchNorm cannot train on one image: a remainder of one is left out of the epoch."""
+    labels = np.zeros(33, dtype=np.int64)
+    assert [len(y) for _, y, _ in BatchLoader(torch.zeros(33, 1), labels, 16)] == [16, 16]
+    assert [len(y) for _, y, _ in BatchLoader(torch.zeros(34, 1), np.zeros(34, dtype=np.int64), 16)] == [16, 16, 2]

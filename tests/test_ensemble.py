@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
 
 from common.config import ConfigError, validate_config
-from common.derived import average_ensemble
-from common.experiment import build_datasets, load_predictions, run_experiment
+from common.derived import average_ensemble, stacked_ensemble
+from common.engine import write_record
+from common.experiment import build_datasets, load_predictions, run_experiment, save_predictions
 from common.losses import build_loss, class_weights
 
 
@@ -61,3 +63,72 @@ def test_ensemble_of_one_member_is_that_member_and_members_are_reused(tiny_root,
     run_experiment(cfg_b, tmp_path / "b", tiny_root, progress=False)
     assert average_ensemble(tmp_path / "pair", {"a": tmp_path / "a", "b": tmp_path / "b"})["run_id"] != pair["run_id"]
     assert json.loads((tmp_path / "a" / "record.json").read_text())["run_id"] == a["run_id"]   # never retrained
+
+
+def test_folds_hold_out_a_stratified_part_of_the_training_set(tiny_root):
+    whole = build_datasets(_cfg().data, tiny_root)
+    held_total = 0
+    for fold in range(2):
+        ds = build_datasets(_cfg(folds=2, fold=fold).data, tiny_root)
+        train_y, (held_x, held_y) = ds["train"][1], ds["tests"]["heldout_fold"]
+        assert ds["group_counts"] == whole["group_counts"]                 # the long-tailed profile stays
+        assert len(train_y) + len(held_y) == len(whole["train"][1])
+        assert not {x.tobytes() for x in ds["train"][0]} & {x.tobytes() for x in held_x}   # no shared image
+        per_class = np.bincount(held_y, minlength=10)
+        assert all(abs(h - c / 2) <= 0.5 for h, c in zip(per_class, whole["group_counts"]))   # stratified
+        assert set(train_y) == set(range(10))         # a class with one image is never held out
+        held_total += len(held_y)
+    singletons = whole["group_counts"].count(1)
+    assert singletons and held_total == len(whole["train"][1]) - singletons   # the folds cover the rest once
+    with pytest.raises(ConfigError, match="fold 2 of 2"):
+        _cfg(folds=2, fold=2)
+    with pytest.raises(ConfigError, match="go together"):
+        _cfg(folds=3)
+
+
+def _fake_run(folder, sets: dict, classes=3):
+    """A finished run with the given predictions (name -> (probs, labels)), trained nothing."""
+    arrays = {}
+    for name, (probs, labels) in sets.items():
+        arrays[f"{name}_probs"], arrays[f"{name}_labels"] = probs.astype(np.float32), labels
+    folder.mkdir(parents=True)
+    save_predictions(folder / "predictions.npz", arrays)
+    write_record(folder, {"fake": True}, {}, "now", classes=[str(c) for c in range(classes)],
+                 train_counts=[10] * classes)
+    return folder
+
+
+def _noisy_probs(labels, rng, signal):
+    logits = rng.normal(size=(len(labels), 3)) + signal * np.eye(3)[labels]
+    return np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+
+
+def test_learned_stacker_fits_out_of_fold_probabilities_and_never_test_labels(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    oof_y = [rng.integers(0, 3, 60) for _ in range(2)]
+    test_y = rng.integers(0, 3, 90)
+    members, folds = {}, {}
+    for name, signal in (("good", 4.0), ("noise", 0.0)):       # a member that knows the class, one that does not
+        members[name] = _fake_run(tmp_path / name, {"test": (_noisy_probs(test_y, rng, signal), test_y)})
+        folds[name] = [_fake_run(tmp_path / f"{name}_fold{k}", {"heldout_fold": (_noisy_probs(y, rng, signal), y),
+                                                                "test": (_noisy_probs(test_y, rng, signal), test_y)})
+                       for k, y in enumerate(oof_y)]
+    seen = []
+    fit = LogisticRegression.fit
+    monkeypatch.setattr(LogisticRegression, "fit", lambda self, x, y: seen.append((x, y)) or fit(self, x, y))
+    rec = stacked_ensemble(tmp_path / "stacked", members, folds)
+    (x, y), = seen
+    np.testing.assert_array_equal(y, np.concatenate(oof_y))           # fitted on the out-of-fold labels only
+    assert x.shape == (120, 6)
+    assert rec["fitted_on"] == 120 and rec["config"]["folds"] == 2
+    assert rec["metrics"]["test"]["accuracy"] > 0.8                  # it learned to trust the informative member
+    stacked = load_predictions(tmp_path / "stacked")["test"][0]
+
+    # the same member probabilities with other test labels: the same stacked probabilities
+    shuffled = rng.permutation(test_y)
+    for name in members:
+        probs = load_predictions(members[name])["test"][0]
+        save_predictions(members[name] / "predictions.npz", {"test_probs": probs, "test_labels": shuffled})
+        write_record(members[name], {"fake": True}, {}, "now", classes=["0", "1", "2"], train_counts=[10] * 3)
+    stacked_ensemble(tmp_path / "stacked", members, folds)             # members changed: recomputed
+    np.testing.assert_array_equal(load_predictions(tmp_path / "stacked")["test"][0], stacked)

@@ -1,7 +1,9 @@
 """Checks on the reconstructed CIFAR-10 in ../shared/data (skipped when absent)."""
 import numpy as np
 
+from common.config import validate_config
 from common.data import load_cifar, longtail_counts, longtail_indices
+from common.experiment import build_datasets, planned_training_indices
 
 
 def test_real_cifar10_counts_balance_and_means(real_cifar10_root):
@@ -21,3 +23,18 @@ def test_real_cifar10_lt_subset(real_cifar10_root):
     counts = longtail_counts(5000, 10, 0.01)
     idx = longtail_indices(y, counts)
     assert np.bincount(y[idx]).tolist() == counts and len(set(idx.tolist())) == sum(counts) == 12406
+
+
+def test_planned_training_sets_match_the_real_ones(real_cifar10_root):
+    """A plan counts training sets from the split's definition; on the real files the sizes agree
+    (the ensemble study's proxy: first 1000 per class, imbalance 0.02, a bag, a fold)."""
+    for extra in ({}, {"bag_threshold": 240, "bag_index": 1}, {"balance_threshold": 100}, {"folds": 3, "fold": 2}):
+        data = {"dataset": "cifar10", "imb_factor": 0.02, "max_per_class": 1000, **extra}
+        dcfg = validate_config({"data": data, "model": {"name": "resnet32"}}).data
+        real, planned = build_datasets(dcfg, real_cifar10_root), planned_training_indices(dcfg)
+        stand_in_labels = np.repeat(np.arange(10), 5000)
+        assert real["train_counts"] == np.bincount(stand_in_labels[planned["train"]], minlength=10).tolist()
+        assert real["group_counts"] == planned["group_counts"]
+        held = real["tests"].get("heldout_fold")
+        assert (held is None) == (planned["heldout_fold"] is None)
+        assert held is None or len(held[1]) == len(planned["heldout_fold"])

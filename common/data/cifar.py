@@ -23,6 +23,8 @@ class CifarLayout:
     label_key: str
     names_key: str
     num_classes: int
+    train_per_class: int      # the official sets are balanced: what plans count without the files
+    test_per_class: int
 
 
 LAYOUTS = {
@@ -34,6 +36,8 @@ LAYOUTS = {
         label_key="labels",
         names_key="label_names",
         num_classes=10,
+        train_per_class=5000,
+        test_per_class=1000,
     ),
     "cifar100": CifarLayout(
         folder="cifar-100-python",
@@ -43,6 +47,8 @@ LAYOUTS = {
         label_key="fine_labels",
         names_key="fine_label_names",
         num_classes=100,
+        train_per_class=500,
+        test_per_class=100,
     ),
 }
 

@@ -20,7 +20,8 @@ class BatchLoader:
 
     ``sample_weights`` turns on sampling with replacement proportional to the weights
     (``WeightedRandomSampler`` semantics, ``num_samples = len(dataset)``). The order of epoch
-    ``e`` depends only on ``(seed, e)``, so a resumed run sees the same batches.
+    ``e`` depends only on ``(seed, e)``, so a resumed run sees the same batches. A last batch
+    of a single image is left out (as with ``drop_last``).
     """
 
     def __init__(self, images: torch.Tensor, labels, batch_size: int, shuffle: bool = False,
@@ -39,7 +40,9 @@ class BatchLoader:
 
     def __len__(self) -> int:
         n = len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.drop_last or (n % self.batch_size == 1 and n > 1):   # a lone last image breaks BatchNorm in training
+            return n // self.batch_size
+        return -(-n // self.batch_size)
 
     def order(self) -> torch.Tensor:
         n = len(self.labels)

@@ -1,9 +1,11 @@
-"""Long-tailed subsets, class subsets, the thesis split and class groups."""
+"""Long-tailed subsets, class subsets, the thesis split, cross-fitting folds and class groups."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+from sklearn.model_selection import StratifiedKFold
 
 
 LONGTAIL_PROFILES = ("exp", "step", "pareto")
@@ -142,3 +144,19 @@ def heldout_indices(labels, exclude, per_class: int, seed: int = 0) -> np.ndarra
             raise ValueError(f"class {cls}: {len(idx)} unused samples, {per_class} asked for")
         keep.append(np.sort(rng.choice(idx, per_class, replace=False)))
     return np.concatenate(keep)
+
+
+def fold_split(labels, folds: int, fold: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) indices of fold ``fold`` of a stratified ``folds``-fold split (scikit-learn's
+    ``StratifiedKFold``, shuffled with ``seed``): a run trained on the kept samples predicts the
+    held-out ones, and the ``folds`` runs together give out-of-fold predictions of every sample.
+    A class with a single sample is kept in every fold, so that no run trains without a class."""
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} of {folds}: expected 0 <= fold < folds")
+    labels = np.asarray(labels)
+    splittable = np.where(np.bincount(labels)[labels] >= 2)[0]
+    with warnings.catch_warnings():    # a tail class smaller than ``folds`` is simply absent from some folds
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(splittable, labels[splittable]))
+    held = splittable[splits[fold][1]]
+    return np.setdiff1d(np.arange(len(labels)), held), held
