@@ -92,11 +92,11 @@ def write_table(df: pd.DataFrame, path_stem, title: str, notes: list[str] = ()) 
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     body = [f"# {title}", ""] + [f"- {n}" for n in notes] + ["", to_markdown(df), ""]
-    path_stem.with_suffix(".md").write_text("\n".join(body))
+    Path(f"{path_stem}.md").write_text("\n".join(body))     # not with_suffix: a stem may hold a dot ("sweep_0.02")
     flat = df.copy()
     if isinstance(flat.columns, pd.MultiIndex):
         flat.columns = ["_".join(c) for c in flat.columns]
-    flat.to_csv(path_stem.with_suffix(".csv"))
+    flat.to_csv(f"{path_stem}.csv")
 
 
 def _pyplot():

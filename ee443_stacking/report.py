@@ -159,7 +159,8 @@ def main(argv=None):
     if args.preset == "cpu_proxy":
         notes.append("PROXY: reconstructed CIFAR-10 (10 classes), random init, 32 px -- it checks the seed's "
                      "orderings, not its numbers")
-    short = f"preset {args.preset}" + ("" if args.preset == "paper" else ", REDUCED BUDGET")
+    short = f"preset {args.preset}" + ("" if args.preset == "paper" else ", REDUCED BUDGET") + \
+        (": PROXY on reconstructed CIFAR-10, random init, 32 px" if args.preset == "cpu_proxy" else "")
 
     write_table(comparison_table(paper, ours, "results", DATASETS + ["average_improvement"], COLUMNS),
                 out / "results", f"Seed 002 results table: test top-1 (%) [{args.preset}]",

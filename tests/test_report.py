@@ -21,3 +21,11 @@ def test_comparison_table_paper_ours_diff_and_dashes(tmp_path):
     assert (tmp_path / "t1.csv").exists()
     plot_paper_vs_ours(_paper(), ours, "1", "all", tmp_path / "t1.png", "fake")
     assert (tmp_path / "t1.png").stat().st_size > 0
+
+
+def test_table_stems_may_hold_a_dot(tmp_path):
+    """Seed 002's datasets are named by their ratio ("0.02"): the stem must not lose it."""
+    df = pd.DataFrame({"a": [1]}, index=["x"])
+    for ds in ("0.1", "0.02"):
+        write_table(df, tmp_path / f"sweep_{ds}", "t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep_0.02.csv", "sweep_0.02.md", "sweep_0.1.csv", "sweep_0.1.md"]
