@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.config import load_config, parse_overrides, preset_names
+from common.config import ConfigError, load_config, parse_overrides, preset_names
 from common.experiment import RUN_ERRORS
-from common.grid import Job, add_grid_arguments, run_jobs
+from common.grid import Job, add_grid_arguments, add_selection_arguments, run_jobs, seed_plan, select
 
 HERE = Path(__file__).parent
 CONFIGS = (HERE / "configs" / "method.yaml", HERE / "configs" / "ce_baseline.yaml")
@@ -111,14 +111,13 @@ def main(argv=None):
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--data", default=None)
     add_grid_arguments(parser, "results/sla_multiexpert/runs")
-    parser.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
-    parser.add_argument("--list", action="store_true", help="print the run names and exit")
+    add_selection_arguments(parser)
     args = parser.parse_args(argv)
-    names = [r.name for r in runs(args.preset)]
-    unknown = sorted(set(args.only or ()) - set(names))
-    if unknown:
-        parser.error(f"--only: no run named {', '.join(unknown)} in preset {args.preset} (see --list)")
-    todo = [r for r in runs(args.preset) if args.only is None or r.name in args.only]
+    try:
+        names = select([r.name for r in runs(args.preset)], args.only)
+    except ConfigError as err:
+        parser.error(f"{err} in preset {args.preset}")
+    todo = [r for r in runs(args.preset) if r.name in names]
     if args.list:
         print("\n".join(r.name for r in todo))
         return
@@ -126,7 +125,9 @@ def main(argv=None):
         parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
     try:
         cli = parse_overrides(args.set)
-        jobs = [Job(r.name, run_config(r, args.preset, cli), Path(args.out) / args.preset / r.name) for r in todo]
+        own_seed = run_config(todo[0], args.preset).train.seed
+        jobs = [Job(r.name, run_config(r, args.preset, seed_cli), root / r.name)
+                for root, seed_cli in seed_plan(args.out, args.preset, args.seeds, own_seed, cli) for r in todo]
         run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale, describe=describe)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")
