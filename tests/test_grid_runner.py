@@ -1,4 +1,5 @@
-"""Training seeds: one results root per seed, tables with mean ± std and n, indices hashes."""
+"""What every study grid shares: seeds (a results root per seed, tables with mean ± std and n,
+indices hashes), --only patterns, plans without data."""
 import json
 
 import numpy as np
@@ -59,3 +60,19 @@ def test_grid_with_two_seeds_then_report(tiny_root, tmp_path, monkeypatch):
     sla_report.main(["--preset", "smoke", "--seeds", "1"])                    # one seed asked for: that one only
     table = pd.read_csv(tmp_path / "smoke" / "table_2.csv", index_col=0)
     assert table.loc["ce", "cifar10_100_ours"] == f"{accs[1]:.2f}"
+
+
+def test_only_patterns_select_and_a_typo_fails(capsys):
+    sla_grid.main(["--preset", "smoke", "--list", "--only", "cifar10_r100__*", "cifar100_r200__ce"])
+    listed = capsys.readouterr().out.split()
+    assert "cifar10_r100__ours" in listed and "cifar100_r200__ce" in listed
+    assert all(n.startswith("cifar10_r100__") or n == "cifar100_r200__ce" for n in listed)
+    with pytest.raises(SystemExit) as stop:
+        sla_grid.main(["--preset", "smoke", "--list", "--only", "cifar10_r100__ce", "typo*"])
+    assert stop.value.code == 2 and "'typo*'" in capsys.readouterr().err
+
+
+def test_sla_plan_needs_no_data(capsys):
+    sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ours", "--data", "/nonexistent"])
+    out = capsys.readouterr().out
+    assert "cifar10_r100__ours" in out and "200 epochs x 12406 images" in out and "total ~" in out
