@@ -54,7 +54,8 @@ def visible_gpus() -> list[str]:
 
 def build_executor(launcher: str, folder: Path, workers: int, args) -> submitit.Executor:
     executor = submitit.AutoExecutor(folder=folder, cluster=LAUNCHERS[launcher])
-    params = {"timeout_min": args.time, "name": args.name}
+    no_limit = 60 * 24 * 365          # local workers end with their grid, not on a clock
+    params = {"timeout_min": args.time or (24 * 60 if launcher == "slurm" else no_limit), "name": args.name}
     if launcher == "slurm":
         params |= {"slurm_partition": args.partition, "gpus_per_node": args.gpus_per_worker,
                    "cpus_per_task": args.cpus_per_worker, "slurm_array_parallelism": workers,
@@ -71,8 +72,8 @@ def launch(launcher: str, workers: int, grid: list[str], then: list[str] | None,
     per_worker = [gpus[i % len(gpus)] if gpus else None for i in range(workers)]
     executor = build_executor(launcher, folder, workers, args)
     jobs = executor.map_array(run_module, [grid] * workers, per_worker)
-    print(f"{launcher}: {workers} worker(s) on `{' '.join(grid)}`"
-          + (f", GPUs {per_worker}" if gpus else "") + f"; logs in {folder}/", flush=True)
+    print(f"{launcher}: {workers} worker(s) on `{' '.join(grid)}`" + (f", GPUs {per_worker}" if gpus else "")
+          + f"; their output: {folder}/<job id>_0_log.out (e.g. tail -f {folder}/*_log.out)", flush=True)
     if launcher == "slurm":
         print(f"submitted job array {jobs[0].job_id.split('_')[0]}", flush=True)
         if then:
@@ -109,7 +110,8 @@ def main(argv=None):
     parser.add_argument("--then", default=None, help="a command to run once every worker has finished, e.g. the report")
     parser.add_argument("--logs", default="logs/launch", help="submitit's folder (workers' output and errors)")
     parser.add_argument("--name", default="ltrepro", help="job name")
-    parser.add_argument("--time", type=int, default=24 * 60, help="minutes each worker may run (slurm: the job limit)")
+    parser.add_argument("--time", type=int, default=None,
+                        help="minutes each worker may run (default: slurm 1440, local no limit)")
     parser.add_argument("--partition", default=None, help="slurm partition")
     parser.add_argument("--gpus-per-worker", type=int, default=1, help="slurm: GPUs per worker")
     parser.add_argument("--cpus-per-worker", type=int, default=8, help="slurm: CPU cores per worker")

@@ -77,3 +77,19 @@ def test_seed_lists():
     for bad in ("0,0", "a", ""):
         with pytest.raises(Exception):
             seed_list(bad)
+
+
+def test_slurm_options_reach_the_sbatch_file(tmp_path, monkeypatch):
+    """No cluster here: a stand-in ``srun`` lets submitit build the SLURM executor, and the
+    sbatch text it would submit carries the command line's options."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{launch.os.environ['PATH']}")
+    args = launch.argparse.Namespace(time=None, name="ltrepro", partition="gpu", gpus_per_worker=1, cpus_per_worker=8,
+                                     mem_gb=None)
+    executor = launch.build_executor("slurm", tmp_path / "logs", 16, args)
+    assert executor._executor.parameters["array_parallelism"] == 16
+    sbatch = executor._executor._make_submission_file_text("python -u -m submitit.core._submit logs", "uid")
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--time=1440", "--job-name=ltrepro"):
+        assert f"#SBATCH {line}" in sbatch
