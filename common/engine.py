@@ -254,6 +254,7 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     else:
         best_path.unlink(missing_ok=True)   # left by a run that died before its first checkpoint
     _write_log(out_dir / log_name, history)  # the log holds exactly the checkpointed epochs
+    board = _board(out_dir, log_name, purge_step=start + 1)   # drops events of epochs after the checkpoint
 
     for epoch in range(start, cfg.epochs):
         for group in optimizer.param_groups:
@@ -279,12 +280,23 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
                      last)
         with open(out_dir / log_name, "a") as f:
             f.write(json.dumps(row) + "\n")
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                board.add_scalar(key, value, epoch + 1)
+        board.flush()
         if progress:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
+    board.close()
     if cfg.select_best and best_path.exists():
         model.load_state_dict(load_checkpoint(best_path)["model"])
     return history
+
+
+def _board(out_dir: Path, log_name: str, purge_step: int):
+    """A TensorBoard writer beside the JSON-lines log: ``tensorboard --logdir results/<study>/runs``."""
+    from torch.utils.tensorboard import SummaryWriter    # imports TensorBoard: only when a run trains
+    return SummaryWriter(out_dir / "tensorboard" / Path(log_name).stem, purge_step=purge_step)
 
 
 def _write_log(path: Path, history: list[dict]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -68,7 +69,7 @@ def num_classes_of(dcfg: DataConfig) -> int:
 
 
 def build_datasets(dcfg: DataConfig, root) -> dict:
-    """Train images / labels / class counts, the test sets, and the validation set if any.
+    """Train images / labels (and their indices) / class counts, the test sets, and the validation set if any.
 
     ``split: standard``: train = long-tailed subset of the official train set (LDAM-DRW
     selection; ``imb_factor: null`` keeps it whole), test = the official test set; with
@@ -91,6 +92,7 @@ def build_datasets(dcfg: DataConfig, root) -> dict:
         split = thesis_split_from_config(train_y, num_classes, dcfg)
         train_idx = split["lt_train" if dcfg.train_set == "long_tailed" else "train"]
         out["train"] = (train_x[train_idx], train_y[train_idx])
+        out["train_indices"] = train_idx
         out["tests"] = {"balanced": (train_x[split["test"]], train_y[split["test"]]),
                         "long_tailed": (train_x[split["lt_test"]], train_y[split["lt_test"]])}
         out["val"] = (test_x, test_y)
@@ -99,6 +101,7 @@ def build_datasets(dcfg: DataConfig, root) -> dict:
         chosen = training_indices(train_y, num_classes, dcfg)
         out["group_counts"] = chosen["group_counts"]     # many / medium / few: the long-tailed profile
         out["train"] = (train_x[chosen["train"]], train_y[chosen["train"]])
+        out["train_indices"] = chosen["train"]
         out["tests"] = {"test": (test_x, test_y)}
         if chosen["heldout_fold"] is not None:
             out["tests"]["heldout_fold"] = (train_x[chosen["heldout_fold"]], train_y[chosen["heldout_fold"]])
@@ -384,10 +387,17 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
     write_record(out_dir, run_config, metrics, started, config_hash=config_hash(run_config), preset=cfg.preset,
                  epochs=tcfg.epochs, data=data_provenance(cfg.data.dataset, root), data_root=str(root),
                  train_counts=ds["train_counts"], group_counts=ds["group_counts"], classes=ds["classes"],
+                 train_indices_sha256=indices_hash(ds["train_indices"]),
                  history=history, parent=parent)
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
     return json.loads((out_dir / "record.json").read_text())
+
+
+def indices_hash(indices) -> str:
+    """sha256 of the training indices (int64, in training-set order, re-sampled ones repeated):
+    two machines that trained on the same images of the (class-selected) training set agree."""
+    return hashlib.sha256(np.asarray(indices, dtype="<i8").tobytes()).hexdigest()
 
 
 def save_predictions(path: Path, arrays: dict) -> None:

@@ -8,6 +8,8 @@ run is trained once, and a run whose process died is taken over by whoever waits
 """
 from __future__ import annotations
 
+import argparse
+import fnmatch
 import json
 import sys
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from .config import ExperimentConfig
+from .config import ConfigError, ExperimentConfig, deep_merge
 from .engine import (CheckpointError, NonFiniteLossError, autocast, make_step, predict, seed_everything,
                      use_channels_last)
 from .experiment import (ParentNotFinishedError, RunClaimedError, StaleRunError, loss_from_config, num_classes_of,
@@ -32,13 +34,60 @@ class Job:
     out_dir: Path
 
 
+def seed_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (for ``--seeds`` and ``SEEDS``)."""
+    try:
+        seeds = [int(s) for s in text.replace(" ", ",").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"give one or more distinct seeds, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
 def add_grid_arguments(parser, default_out: str) -> None:
-    """The options every study's grid takes: ``--out``, ``--set`` and ``--rerun-stale``."""
+    """The options every study's grid takes: ``--out``, ``--set``, ``--rerun-stale``, ``--seeds``."""
     parser.add_argument("--out", default=default_out, help="results folder (runs go to OUT/<preset>/)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override the preset for every run, e.g. --set train.epochs=1 (needs its own --out)")
     parser.add_argument("--rerun-stale", action="store_true",
                         help="re-train runs that finished under another config (default: report them, keep them)")
+    parser.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
+                        help="run the whole grid once per training seed (train.seed; the long-tailed selection "
+                             "keeps its own seed): the configs' seed in OUT/<preset>/, seed S in OUT/<preset>@seedS/")
+
+
+def add_selection_arguments(parser, what: str = "run") -> None:
+    """``--only PATTERN ...`` and ``--list`` for a grid whose runs have names."""
+    parser.add_argument("--only", nargs="+", default=None, metavar="PATTERN",
+                        help=f"{what} names or shell-style patterns, e.g. 'cifar10_*' (see --list)")
+    parser.add_argument("--list", action="store_true", help=f"print the {what} names (after --only) and exit")
+
+
+def select(names, patterns, what: str = "run") -> list[str]:
+    """The ``names`` matching any of ``patterns`` (all without patterns), in order; a pattern
+    that matches nothing is an error, not a silent no-op."""
+    if patterns is None:
+        return list(names)
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    if unmatched:
+        raise ConfigError(f"--only: no {what} matches {', '.join(map(repr, unmatched))} (see --list)")
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def seed_root(out, preset: str, seed: int | None, own_seed: int | None) -> Path:
+    """Where the runs of one training seed go: ``out/<preset>`` for the configs' own seed (or
+    None), ``out/<preset>@seed<S>`` for another."""
+    return Path(out) / (preset if seed is None or seed == own_seed else f"{preset}@seed{seed}")
+
+
+def seed_plan(out, preset: str, seeds, own_seed: int, cli: dict) -> list[tuple[Path, dict]]:
+    """(results root, the ``--set`` overrides with that seed) per seed; without seeds one root, ``cli``."""
+    if not seeds:
+        return [(Path(out) / preset, cli)]
+    if "seed" in cli.get("train", {}):
+        raise ConfigError("--set train.seed and --seeds both choose the seed: give --seeds only")
+    return [(seed_root(out, preset, s, own_seed), deep_merge(cli, {"train": {"seed": s}})) for s in seeds]
 
 
 def accuracies(record: dict) -> str:

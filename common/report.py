@@ -29,6 +29,33 @@ def ours_frame(cells: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(cells, columns=cols).astype({"table": str, "row": str, "column": str})
 
 
+def seed_roots(runs_dir, preset: str, seeds=None, own_seed: int | None = None) -> dict[str, Path]:
+    """The results roots of ``preset``'s seeds (:func:`common.grid.seed_root`) that exist, by name:
+    those of ``seeds`` (``own_seed``: the configs' seed, kept in ``runs_dir/<preset>``), or all."""
+    from .grid import seed_root
+
+    runs_dir = Path(runs_dir)
+    if seeds is not None:
+        roots = [seed_root(runs_dir, preset, s, own_seed) for s in seeds]
+    else:
+        roots = [runs_dir / preset, *sorted(runs_dir.glob(f"{preset}@seed*"))]
+    return {root.name: root for root in roots if root.is_dir()} or {preset: runs_dir / preset}
+
+
+def combine_seeds(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One 'ours' frame per seed -> one frame: ``value`` the mean over the seeds that have the
+    cell, ``std`` their sample standard deviation (NaN for one), ``n`` how many, ``label`` their
+    budget labels (one per line)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return ours_frame([]).assign(std=[], n=[])
+    cells = pd.concat(frames, ignore_index=True)
+    grouped = cells.groupby(["table", "row", "column"], sort=False)
+    out = grouped["value"].agg(value="mean", std="std", n="count").reset_index()
+    out["label"] = grouped["label"].agg(lambda labels: "\n".join(sorted(set(labels)))).to_numpy()
+    return out
+
+
 def budget_label(record: dict) -> str:
     """One line naming how a run was measured: preset, epochs, data, device, date."""
     env = record.get("environment", {})
@@ -41,7 +68,8 @@ def table_labels(ours: pd.DataFrame, table: str | None = None) -> list[str]:
     """The distinct budget labels behind ``table``'s 'ours' cells (every table's with ``None``)."""
     if not len(ours):
         return []
-    return sorted(set(ours["label"] if table is None else ours.loc[ours["table"] == str(table), "label"]))
+    labels = ours["label"] if table is None else ours.loc[ours["table"] == str(table), "label"]
+    return sorted({line for joined in labels for line in str(joined).split("\n") if line})
 
 
 def budget_notes(preset: str, labels, compared_to: str = "the paper",
@@ -56,21 +84,33 @@ def _fmt(v) -> str:
     return DASH if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.2f}"
 
 
+def _fmt_seeds(mean, std, n, with_n: bool) -> str:
+    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
+        return DASH
+    spread = f" ± {std:.2f}" if n and n > 1 else ""
+    return f"{mean:.2f}{spread}" + (f" (n={n})" if with_n else "")
+
+
 def comparison_table(paper: pd.DataFrame, ours: pd.DataFrame, table: str, rows=None, columns=None) -> pd.DataFrame:
-    """Rows x (column, paper/ours/diff) for one paper table, as display strings."""
+    """Rows x (column, paper/ours/diff) for one paper table, as display strings. With seeds
+    combined (:func:`combine_seeds`) 'ours' is mean ± std and, where a cell of the table has
+    more than one seed, every cell says how many it has; the diff is to the mean."""
     p = paper[paper["table"] == str(table)]
     o = ours[ours["table"] == str(table)] if len(ours) else ours
     rows = list(rows) if rows is not None else list(dict.fromkeys(p["row"]))
     columns = list(columns) if columns is not None else list(dict.fromkeys(p["column"]))
     pv = {(r, c): v for r, c, v in zip(p["row"], p["column"], p["value"])}
     ov = {(r, c): v for r, c, v in zip(o["row"], o["column"], o["value"])} if len(o) else {}
+    spread = {(r, c): (sd, int(k)) for r, c, sd, k in zip(o["row"], o["column"], o["std"], o["n"])} \
+        if len(o) and "n" in o else {}
+    with_n = any(k > 1 for _, k in spread.values())
     data = {}
     for c in columns:
         paper_vals = [pv.get((r, c)) for r in rows]
         ours_vals = [ov.get((r, c)) for r in rows]
         diffs = [None if a is None or b is None else b - a for a, b in zip(paper_vals, ours_vals)]
         data[(c, "paper")] = [_fmt(v) for v in paper_vals]
-        data[(c, "ours")] = [_fmt(v) for v in ours_vals]
+        data[(c, "ours")] = [_fmt_seeds(v, *spread.get((r, c), (None, 1)), with_n) for r, v in zip(rows, ours_vals)]
         data[(c, "diff")] = [DASH if d is None else f"{d:+.2f}" for d in diffs]
     df = pd.DataFrame(data, index=rows)
     df.columns = pd.MultiIndex.from_tuples(df.columns)
@@ -162,6 +202,38 @@ def plot_group_lines(series: dict, groups, path, title: str, ylabel: str = "accu
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_curves(records: dict, path, title: str) -> None:
+    """Training curves of a study's headline runs (label -> record): training loss, and the
+    validation accuracy where a run validated, per epoch (from the record's history)."""
+    plt = _pyplot()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
+    validated = False
+    for label, rec in records.items():
+        history = rec.get("history") or []
+        epochs = [h["epoch"] for h in history]
+        loss_ax.plot(epochs, [h["train_loss"] for h in history], marker=".", label=label)
+        val = [(h["epoch"], 100 * h["val_accuracy"]) for h in history if "val_accuracy" in h]
+        if val:
+            validated = True
+            acc_ax.plot(*zip(*val), marker=".", label=label)
+    from matplotlib.ticker import MaxNLocator
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    acc_ax.set(xlabel="epoch", ylabel="validation top-1 (%)", title="validation accuracy")
+    if not validated:
+        acc_ax.text(0.5, 0.5, "these runs do not validate per epoch\n(final test results are in the tables)",
+                    ha="center", va="center", transform=acc_ax.transAxes, fontsize=8)
+    handles, labels = loss_ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -8,3 +8,20 @@ if [ -z "${PRESET:-}" ]; then
 fi
 # check_preset CONFIG...: stop unless every CONFIG defines $PRESET (before any data is fetched)
 check_preset() { $PY -c 'import sys; from common.config import main; main(sys.argv[1:])' "$PRESET" "$@" || exit 2; }
+# grid_then_report "GRID_MODULE ARGS" "REPORT_MODULE ARGS": the study's grid, then its tables.
+#   SEEDS=0,1,2      every run once per training seed; the tables show mean ± std and n per cell
+#   LAUNCHER=local   WORKERS workers on this machine (default: one per GPU), sharing the runs
+#   LAUNCHER=slurm   WORKERS array tasks (PARTITION, TIME_MIN, GPUS_PER_WORKER, CPUS_PER_WORKER), then
+#                    the report as a job that starts after the array; this script returns once submitted
+grid_then_report() {
+  local grid=$1 report=$2
+  if [ -n "${SEEDS:-}" ]; then grid="$grid --seeds $SEEDS"; report="$report --seeds $SEEDS"; fi
+  if [ -z "${LAUNCHER:-}" ]; then
+    $PY -m $grid
+    $PY -m $report
+  else
+    $PY -m common.launch --launcher "$LAUNCHER" --workers "${WORKERS:-0}" ${PARTITION:+--partition "$PARTITION"} \
+      ${TIME_MIN:+--time "$TIME_MIN"} ${GPUS_PER_WORKER:+--gpus-per-worker "$GPUS_PER_WORKER"} \
+      ${CPUS_PER_WORKER:+--cpus-per-worker "$CPUS_PER_WORKER"} --then "$report" -- $grid
+  fi
+}

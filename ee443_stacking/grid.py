@@ -27,7 +27,7 @@ from common.derived import average_ensemble, stacked_ensemble
 from common.data.cifar import LAYOUTS, default_data_root
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, build_datasets, num_classes_of, planned_training_indices
-from common.grid import Job, add_grid_arguments, preflight_weights, probe_throughput, run_jobs
+from common.grid import Job, add_grid_arguments, preflight_weights, probe_throughput, run_jobs, seed_plan
 from common.losses.weights import SCHEMES
 from common.models import MODELS, build_model
 
@@ -188,6 +188,32 @@ def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
     print(f"total ~{total / 3600:.2f} h on {device} (the probes' batch of 16, not the swept batch sizes)")
 
 
+def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale: bool) -> None:
+    """The three phases in ``out``: sweeps, then per long-tailed set its methods at the best sweep
+    point, then the ensembles; writes ``chosen.json`` (each dataset's best point)."""
+    records = run_jobs(sweep_jobs(preset, out, plan, cli), data, progress=progress, rerun_stale=rerun_stale)
+    chosen = {}
+    for ds in plan.datasets:
+        hp = chosen[ds] = best_point(records, ds, plan)
+        print(f"== {ds}: best sweep point batch {hp[0]}, lr {hp[1]:g}", flush=True)
+        if ds == "full":            # the seed's Full row has the baseline only
+            continue
+        rows = method_jobs(preset, out, ds, hp, plan, learners(preset, ds, plan, cli, data or default_data_root()), cli)
+        folds = fold_jobs(preset, out, ds, hp, plan, cli)
+        jobs = [j for js in rows.values() for j in js] + [j for m in folds.values() for js in m.values() for j in js]
+        run_jobs(list({j.name: j for j in jobs}.values()), data, progress=progress,   # shared members once
+                 rerun_stale=rerun_stale)
+        for row in ENSEMBLES:
+            rec = average_ensemble(out / ds / row, {j.name: j.out_dir for j in rows[row]})
+            print(f"== {ds}/{row}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
+        for row, members in folds.items():
+            rec = stacked_ensemble(out / ds / LEARNED[row], {j.name: j.out_dir for j in rows[row]},
+                                   {name: [j.out_dir for j in runs] for name, runs in members.items()})
+            print(f"== {ds}/{LEARNED[row]}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
+    (out / "chosen.json").write_text(json.dumps({ds: {"batch_size": bs, "lr": lr} for ds, (bs, lr) in chosen.items()},
+                                                indent=1))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(BASE))
@@ -201,7 +227,6 @@ def main(argv=None):
         parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
     out = Path(args.out) / args.preset
     progress = args.preset != "smoke"
-    data_root = args.data or default_data_root()
     try:
         cli, plan = parse_overrides(args.set), grid_plan(args.preset)
         if args.list:
@@ -211,28 +236,9 @@ def main(argv=None):
             print_plan(args.preset, out, plan, cli, default_device())
             return
         preflight_weights([j.config for _, j in all_uses(args.preset, out, plan, cli)], FETCH_HINT)
-        records = run_jobs(sweep_jobs(args.preset, out, plan, cli), args.data, progress=progress,
-                           rerun_stale=args.rerun_stale)
-        chosen = {}
-        for ds in plan.datasets:
-            hp = chosen[ds] = best_point(records, ds, plan)
-            print(f"== {ds}: best sweep point batch {hp[0]}, lr {hp[1]:g}", flush=True)
-            if ds == "full":            # the seed's Full row has the baseline only
-                continue
-            rows = method_jobs(args.preset, out, ds, hp, plan, learners(args.preset, ds, plan, cli, data_root), cli)
-            folds = fold_jobs(args.preset, out, ds, hp, plan, cli)
-            jobs = [j for js in rows.values() for j in js] + [j for m in folds.values() for js in m.values() for j in js]
-            run_jobs(list({j.name: j for j in jobs}.values()), args.data, progress=progress,   # shared members once
-                     rerun_stale=args.rerun_stale)
-            for row in ENSEMBLES:
-                rec = average_ensemble(out / ds / row, {j.name: j.out_dir for j in rows[row]})
-                print(f"== {ds}/{row}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
-            for row, members in folds.items():
-                rec = stacked_ensemble(out / ds / LEARNED[row], {j.name: j.out_dir for j in rows[row]},
-                                       {name: [j.out_dir for j in runs] for name, runs in members.items()})
-                print(f"== {ds}/{LEARNED[row]}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
-        (out / "chosen.json").write_text(json.dumps({ds: {"batch_size": bs, "lr": lr} for ds, (bs, lr) in chosen.items()},
-                                                    indent=1))
+        own_seed = load_config(BASE, args.preset, None, cli).train.seed
+        for root, seed_cli in seed_plan(args.out, args.preset, args.seeds, own_seed, cli):
+            run_grid(args.preset, root, plan, seed_cli, args.data, progress, args.rerun_stale)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")
 

@@ -14,9 +14,10 @@ import pandas as pd
 
 from common.config import load_config, preset_names
 from common.engine import read_records
+from common.grid import seed_list
 from common.models import build_model
-from common.report import (_pyplot, budget_label, budget_notes, comparison_table, load_paper_numbers,
-                           ours_frame, write_table)
+from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
+                           ours_frame, plot_curves, seed_roots, write_table)
 
 from .grid import BASE, ENSEMBLES, LEARNED, grid_plan, hp_tag
 
@@ -145,13 +146,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(BASE))
     parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
+    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
     args = parser.parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    runs = args.results / "runs" / args.preset
-    records = {str(Path(r["run_dir"]).relative_to(runs)): r for r in read_records(runs)}
-    chosen = json.loads((runs / "chosen.json").read_text()) if (runs / "chosen.json").exists() else {}
     base = load_config(BASE, args.preset).train
-    ours = ours_frame(result_cells(records, chosen) + fig_cells(records, chosen, (base.batch_size, base.lr)))
+    per_seed = []
+    for runs in seed_roots(args.results / "runs", args.preset, args.seeds, base.seed).values():
+        chosen = json.loads((runs / "chosen.json").read_text()) if (runs / "chosen.json").exists() else {}
+        per_seed.append(({str(Path(r["run_dir"]).relative_to(runs)): r for r in read_records(runs)}, chosen))
+    fixed_point = (base.batch_size, base.lr)
+    ours = combine_seeds([ours_frame(result_cells(records, chosen) + fig_cells(records, chosen, fixed_point))
+                          for records, chosen in per_seed])
+    records, chosen = per_seed[0]   # per-run tables and figures: the first seed (the configs' own, when run)
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
     labels = sorted({lab for lab in ours["label"] if lab}) if len(ours) else []
@@ -214,6 +220,11 @@ def main(argv=None):
         if bag is not None:
             histograms(bag["group_counts"], bag["train_counts"], out / f"fig5_6_bagging_{ds}.png",
                        grid_plan(args.preset).bag_threshold, short)
+    for ds, hp in chosen.items():
+        tag = hp_tag(hp["batch_size"], hp["lr"])
+        members = {f"{m} {v}": records.get(f"{ds}/{m}__{v}__{tag}") for v in ("ce", "wl_ins") for m in grid_plan(args.preset).stack}
+        plot_curves({k: r for k, r in members.items() if r}, out / f"curves_{ds}.png",
+                    f"Training curves of the stacking members, dataset {ds} (CE and INS-weighted)\n{short}")
     print(f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs to {out}")
 
 

@@ -5,6 +5,7 @@
 #   LTREPRO_DATA=DIR   folder holding cifar-100-python/ (cifar-10-batches-py/ for cpu_proxy; default ./data)
 #   PLAN=1             count the trainings (with and without member reuse) and estimate their time from a
 #                      short probe on this machine; needs no data, trains nothing
+#   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset ee443_stacking/configs/base.yaml
@@ -22,5 +23,4 @@ elif [ "$PRESET" = cpu_proxy ]; then
 else
   [ -f "$DATA/cifar-100-python/train" ] || $PY -m common.data.fetch --root "$DATA" cifar100
 fi
-$PY -m ee443_stacking.grid --preset "$PRESET" --data "$DATA"
-$PY -m ee443_stacking.report --preset "$PRESET"
+grid_then_report "ee443_stacking.grid --preset $PRESET --data $DATA" "ee443_stacking.report --preset $PRESET"

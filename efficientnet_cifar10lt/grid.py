@@ -12,11 +12,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import load_config, parse_overrides, preset_names
+from common.config import ConfigError, load_config, parse_overrides, preset_names
 from common.data import longtail_counts
 from common.engine import default_device
 from common.experiment import RUN_ERRORS
-from common.grid import Job, accuracies, add_grid_arguments, preflight_weights, probe_throughput, run_jobs
+from common.grid import (Job, accuracies, add_grid_arguments, add_selection_arguments, preflight_weights,
+                         probe_throughput, run_jobs, seed_plan, select)
 from common.models import build_model
 
 from .posthoc import TAU_ROWS, run_tau_norm
@@ -87,19 +88,18 @@ def main(argv=None):
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--data", default=None)
     add_grid_arguments(parser, "results/efficientnet_cifar10lt/runs")
-    parser.add_argument("--only", nargs="+", default=None, help="row names (see --list)")
-    parser.add_argument("--list", action="store_true", help="print the row names and exit")
+    add_selection_arguments(parser, "row")
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
     parser.add_argument("--fetch-weights", action="store_true",
                         help="download the pretrained weights the preset needs into the cache; train nothing")
     args = parser.parse_args(argv)
-    names = [r.name for r in ROWS] + list(TAU_ROWS)
-    unknown = sorted(set(args.only or ()) - set(names))
-    if unknown:
-        parser.error(f"--only: no row named {', '.join(unknown)} (see --list)")
-    rows = [r for r in ROWS if args.only is None or r.name in args.only]
+    try:
+        names = select([r.name for r in ROWS] + list(TAU_ROWS), args.only, "row")
+    except ConfigError as err:
+        parser.error(str(err))
+    rows = [r for r in ROWS if r.name in names]
     if args.list:
-        print("\n".join(n for n in names if args.only is None or n in args.only))
+        print("\n".join(names))
         return
     if args.set and args.out == parser.get_default("out"):
         parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
@@ -113,14 +113,15 @@ def main(argv=None):
             build_model(cfg.model.name, 10, pretrained=cfg.model.pretrained)
             print(f"{cfg.model.name}: weights cached" if cfg.model.pretrained else "this preset uses no pretrained weights")
             return
-        out = Path(args.out) / args.preset
-        jobs = [Job(r.name, run_config(r, args.preset, cli), out / r.name) for r in rows]
+        seeds = seed_plan(args.out, args.preset, args.seeds, run_config(ROWS[0], args.preset).train.seed, cli)
+        jobs = [Job(r.name, run_config(r, args.preset, seed_cli), root / r.name) for root, seed_cli in seeds for r in rows]
         preflight_weights([job.config for job in jobs], FETCH_HINT)
         run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale)
-        for name in TAU_ROWS:
-            if args.only is None or name in args.only:
-                print(f"== {name}", flush=True)
-                print("   " + accuracies(run_tau_norm(name, out, args.data)), flush=True)
+        for root, _ in seeds:
+            for name in TAU_ROWS:
+                if name in names:
+                    print(f"== {root.name}/{name}", flush=True)
+                    print("   " + accuracies(run_tau_norm(name, root, args.data)), flush=True)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")
 

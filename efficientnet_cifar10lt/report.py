@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import preset_names
+from common.config import load_config, preset_names
 from common.engine import read_records
-from common.report import (_pyplot, budget_label, budget_notes, comparison_table, load_paper_numbers, ours_frame,
-                           plot_confusion, table_labels, write_table)
+from common.grid import seed_list
+from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
+                           ours_frame, plot_confusion, plot_curves, seed_roots, table_labels, write_table)
 
 from .grid import CONFIGS, IN_SEED, ROW_LABELS
 
@@ -87,11 +88,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
+    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
     args = parser.parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    records = {Path(r["run_dir"]).name: r for r in read_records(args.results / "runs" / args.preset)}
-    records = {name: records[name] for name in ROW_LABELS if name in records}     # the grid's row order
-    ours = ours_frame([c for name, rec in records.items() for c in cells(name, rec)])
+    own_seed = load_config(CONFIGS[0], args.preset).train.seed
+    by_seed = []
+    for root in seed_roots(args.results / "runs", args.preset, args.seeds, own_seed).values():
+        found = {Path(r["run_dir"]).name: r for r in read_records(root)}
+        by_seed.append({name: found[name] for name in ROW_LABELS if name in found})     # the grid's row order
+    ours = combine_seeds([ours_frame([c for name, rec in seed.items() for c in cells(name, rec)]) for seed in by_seed])
+    records = by_seed[0]           # per-run tables and figures: the first seed (the configs' own, when run)
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
     labels = table_labels(ours)
@@ -124,6 +130,8 @@ def main(argv=None):
                   "Per-class recall, baseline vs reweight vs decoupled modified CE", short)
     if "tau_norm_oracle" in records:
         tau_figure(records["tau_norm_oracle"], out / "tau_sweep.png", short)
+    plot_curves({ROW_LABELS[n]: records[n] for n in ("baseline", "reweight", "stage1", "decoupled_wce") if n in records},
+                out / "curves.png", f"Training curves of the headline rows\n{short}")
     print(f"wrote the comparison, summary, per-class tables and figures from {len(records)} runs to {out}")
 
 

@@ -4,6 +4,7 @@
 #   PRESET=smoke|cpu|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR   folder holding cifar-10-batches-py/ (default ./data)
 #   PLAN=1             list the runs with a time estimate from a short probe; train nothing
+#   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset efficientnet_cifar10lt/configs/base.yaml efficientnet_cifar10lt/configs/stage1.yaml \
@@ -20,5 +21,5 @@ fi
 if [ -n "${PLAN:-}" ]; then
   exec $PY -m efficientnet_cifar10lt.grid --preset "$PRESET" --data "$DATA" --plan
 fi
-$PY -m efficientnet_cifar10lt.grid --preset "$PRESET" --data "$DATA"
-$PY -m efficientnet_cifar10lt.report --preset "$PRESET"
+grid_then_report "efficientnet_cifar10lt.grid --preset $PRESET --data $DATA" \
+  "efficientnet_cifar10lt.report --preset $PRESET"

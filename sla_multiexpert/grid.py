@@ -1,6 +1,6 @@
 """Every run behind Tables 1, 2, 3, 7, 8 and Figure 6, and the table cells each one fills.
 
-    python -m sla_multiexpert.grid --preset smoke --data DIR [--only NAME ...] [--list]
+    python -m sla_multiexpert.grid --preset smoke --data DIR [--only PATTERN ...] [--list] [--plan]
 
 A run is ``<dataset>_r<ratio>__<variant>``; ``cells`` maps ``(table, row, column)`` of the
 paper-numbers file to the metric that fills it. In the smoke preset only the Table 2 runs
@@ -14,9 +14,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.config import load_config, parse_overrides, preset_names
-from common.experiment import RUN_ERRORS
-from common.grid import Job, add_grid_arguments, run_jobs
+from common.config import ConfigError, load_config, parse_overrides, preset_names
+from common.data.cifar import LAYOUTS
+from common.engine import default_device
+from common.experiment import RUN_ERRORS, num_classes_of, planned_training_indices
+from common.grid import Job, add_grid_arguments, add_selection_arguments, run_jobs, seed_plan, select
 
 HERE = Path(__file__).parent
 CONFIGS = (HERE / "configs" / "method.yaml", HERE / "configs" / "ce_baseline.yaml")
@@ -106,19 +108,41 @@ def describe(record: dict) -> str:
             f"{100 * m['many']:.1f}/{100 * m['medium']:.1f}/{100 * m['few']:.1f}")
 
 
+def plan(preset: str, todo: list[Run], device, cli: dict) -> None:
+    """Each run with an estimate from a short probe of its model's training step on ``device``
+    (the three augmented views for the multi-expert model); sizes from the split's definition,
+    so no data is needed. Evaluation is counted at three times the training speed (forward only)."""
+    from .benchmark import measure
+
+    probes, total = {}, 0.0
+    print(f"plan: preset {preset}, {len(todo)} runs, device {device}")
+    for run in todo:
+        cfg = run_config(run, preset, cli)
+        name = cfg.model.name
+        if name not in probes:
+            probes[name] = measure(name, device, min(cfg.train.batch_size, 64), batches=2, warmup=1)[0]
+            print(f"  probe {name}: train {probes[name]:.0f} images/s")
+        train_images = len(planned_training_indices(cfg.data)["train"])
+        test_images = num_classes_of(cfg.data) * LAYOUTS[cfg.data.dataset].test_per_class
+        seconds = (cfg.train.epochs * train_images + test_images / 3) / probes[name]
+        total += seconds
+        print(f"  {run.name:32s} {cfg.train.epochs:3d} epochs x {train_images:5d} images ~{seconds / 3600:6.2f} h")
+    print(f"total ~{total / 3600:.1f} h on {device}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--data", default=None)
     add_grid_arguments(parser, "results/sla_multiexpert/runs")
-    parser.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
-    parser.add_argument("--list", action="store_true", help="print the run names and exit")
+    add_selection_arguments(parser)
+    parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; needs no data, trains nothing")
     args = parser.parse_args(argv)
-    names = [r.name for r in runs(args.preset)]
-    unknown = sorted(set(args.only or ()) - set(names))
-    if unknown:
-        parser.error(f"--only: no run named {', '.join(unknown)} in preset {args.preset} (see --list)")
-    todo = [r for r in runs(args.preset) if args.only is None or r.name in args.only]
+    try:
+        names = select([r.name for r in runs(args.preset)], args.only)
+    except ConfigError as err:
+        parser.error(f"{err} in preset {args.preset}")
+    todo = [r for r in runs(args.preset) if r.name in names]
     if args.list:
         print("\n".join(r.name for r in todo))
         return
@@ -126,7 +150,12 @@ def main(argv=None):
         parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
     try:
         cli = parse_overrides(args.set)
-        jobs = [Job(r.name, run_config(r, args.preset, cli), Path(args.out) / args.preset / r.name) for r in todo]
+        if args.plan:
+            plan(args.preset, todo, default_device(), cli)
+            return
+        own_seed = run_config(todo[0], args.preset).train.seed
+        jobs = [Job(r.name, run_config(r, args.preset, seed_cli), root / r.name)
+                for root, seed_cli in seed_plan(args.out, args.preset, args.seeds, own_seed, cli) for r in todo]
         run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale, describe=describe)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.config import preset_names
+from common.config import load_config, preset_names
 from common.engine import read_records
-from common.report import (budget_label, budget_notes, comparison_table, load_paper_numbers, ours_frame,
-                           plot_group_lines, plot_paper_vs_ours, table_labels, write_table)
+from common.grid import seed_list
+from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers, ours_frame,
+                           plot_curves, plot_group_lines, plot_paper_vs_ours, seed_roots, table_labels, write_table)
 
 from .grid import CONFIGS, DATASETS, INV_TAUS, RATIOS, runs
 
@@ -52,10 +53,15 @@ def _notes(preset, ours, table):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
+    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
     args = parser.parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    records = read_records(RESULTS / "runs" / args.preset)
-    ours = cells_from_records(args.preset, records)
+    own_seed = load_config(CONFIGS[0], args.preset).train.seed
+    by_seed = {name: read_records(root)
+               for name, root in seed_roots(RESULTS / "runs", args.preset, args.seeds, own_seed).items()}
+    ours = combine_seeds([cells_from_records(args.preset, records) for records in by_seed.values()])
+    records = {(f"{name}/" if len(by_seed) > 1 else "") + Path(rec["run_dir"]).name: rec
+               for name, recs in by_seed.items() for rec in recs}
     out = RESULTS / args.preset
     for table, title in TITLES.items():
         rows = ["ce", "ours"] if table == "2" else None
@@ -63,9 +69,9 @@ def main(argv=None):
         write_table(df, out / f"table_{table}", f"{title} [{args.preset}]", _notes(args.preset, ours, table))
 
     summary = pd.DataFrame(
-        [{"run": Path(r["run_dir"]).name, **{k: round(100 * r["metrics"]["test"][k], 2)
-                                            for k in ("accuracy", "many", "medium", "few", "ece")},
-          "epochs": r["epochs"], "data": r["data"]} for r in records]).set_index("run") if records else pd.DataFrame()
+        [{"run": name, **{k: round(100 * r["metrics"]["test"][k], 2) for k in ("accuracy", "many", "medium", "few", "ece")},
+          "epochs": r["epochs"], "data": r["data"]} for name, r in records.items()]).set_index("run") \
+        if records else pd.DataFrame()
     if len(summary):
         summary.index.name = "run"
         write_table(summary.astype(object).fillna("–"), out / "runs_summary",
@@ -115,6 +121,11 @@ def main(argv=None):
                 series[f"{source} {ds} rho 100"] = [vals.get(f"{metric}_invtau_{x}", float("nan")) for x in (1, *INV_TAUS)]
             plot_group_lines(series, [str(x) for x in (1, *INV_TAUS)], out / f"table_7_{ds}_{metric}.png",
                              f"1/tau sweep, {ds}-LT rho 100, {metric} ({args.preset})", f"{metric} (%)")
+    first = next(iter(by_seed.values()))
+    headline = {Path(r["run_dir"]).name: r for r in first if Path(r["run_dir"]).name.endswith(("_r100__ours", "_r100__ce"))}
+    plot_curves(dict(sorted(headline.items())), out / "curves.png",
+                f"Training curves at imbalance 100: full method vs CE ({args.preset}"
+                f"{'' if args.preset == 'paper' else ', REDUCED BUDGET'}; first seed)")
     print(f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs to {out}")
 
 

@@ -2,9 +2,14 @@
 # Seed 003: every run of Tables 1, 2, 3 (paper preset), 7, 8 and Figure 6, then the tables.
 #   PRESET=smoke|cpu_hour|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR   folder holding cifar-10-batches-py/ and cifar-100-python/ (default ./data)
+#   PLAN=1             list the runs with a time estimate from a short probe; train nothing
+#   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset sla_multiexpert/configs/method.yaml sla_multiexpert/configs/ce_baseline.yaml
+if [ -n "${PLAN:-}" ]; then      # run count and time estimate from a short probe; needs no data
+  exec $PY -m sla_multiexpert.grid --preset "$PRESET" --plan
+fi
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then
   DATA=data/synthetic_sla      # smoke always uses tiny synthetic data: minutes, not hours
@@ -17,5 +22,4 @@ if [ "$PRESET" = smoke ]; then
 else
   $PY -m common.data.fetch --root "$DATA" cifar10 cifar100   # downloads what is missing, if it can
 fi
-$PY -m sla_multiexpert.grid --preset "$PRESET" --data "$DATA"
-$PY -m sla_multiexpert.report --preset "$PRESET"
+grid_then_report "sla_multiexpert.grid --preset $PRESET --data $DATA" "sla_multiexpert.report --preset $PRESET"

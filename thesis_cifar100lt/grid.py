@@ -1,6 +1,6 @@
 """The thesis grid: 4 models x 7 losses x 2 training sets = 56 runs, in one process, resumably.
 
-    python -m thesis_cifar100lt.grid --preset smoke --data DIR [--models ...] [--losses ...]
+    python -m thesis_cifar100lt.grid --preset smoke --data DIR [--models ...] [--losses ...] [--only 'resnet50__*']
     python -m thesis_cifar100lt.grid --preset paper --data DIR --plan   # list + time estimate
     python -m thesis_cifar100lt.grid --preset paper --data DIR --show-config --models resnet50
 
@@ -22,7 +22,8 @@ import yaml
 from common.config import load_config, parse_overrides, preset_names
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, thesis_split_from_config
-from common.grid import Job, add_grid_arguments, probe_throughput, run_jobs
+from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_throughput, run_jobs, seed_plan,
+                         select)
 from common.grid import preflight_weights as grid_preflight
 from common.models import build_model
 from common.profiling import forward_flops
@@ -32,7 +33,7 @@ BASE_CONFIG = HERE / "configs" / "base.yaml"
 MODELS = ["resnet50", "mobilenet_v2", "convnext_base", "vit_base_patch16_224"]
 LOSSES = ["ce", "focal", "wce", "cb", "bs", "seql", "ldam"]
 TRAIN_SETS = ["balanced", "long_tailed"]
-GRID_KEYS = [("model", "name"), ("loss", "name"), ("data", "train_set")]   # what each run sets
+GRID_KEYS = [("model", "name"), ("loss", "name"), ("data", "train_set"), ("train", "seed")]   # set per run
 MODEL_KWARGS = {"vit_base_patch16_224": {"dynamic_img_size": True}}  # inputs below 224 px in smoke / quick
 
 
@@ -106,6 +107,7 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--losses", nargs="+", default=LOSSES, choices=LOSSES)
     parser.add_argument("--train-sets", nargs="+", default=TRAIN_SETS, choices=TRAIN_SETS)
+    add_selection_arguments(parser)
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
     parser.add_argument("--show-config", action="store_true", help="print each run's resolved config; train nothing")
     args = parser.parse_args(argv)
@@ -113,8 +115,14 @@ def main(argv=None):
         cli = parse_overrides(args.set)
         fixed = [f"{section}.{key}" for section, key in GRID_KEYS if key in cli.get(section, {})]
         if fixed:
-            parser.error(f"--set cannot change {', '.join(fixed)}: the grid sets it per run (use --models / --losses / --train-sets)")
+            parser.error(f"--set cannot change {', '.join(fixed)}: the grid sets it per run (use --models / --losses / "
+                         f"--train-sets / --seeds)")
         runs = list(grid(args.models, args.losses, args.train_sets))
+        names = select([name for name, _ in runs], args.only)
+        runs = [(name, overrides) for name, overrides in runs if name in names]
+        if args.list:
+            print("\n".join(names))
+            return
         configs = {name: config(args.preset, overrides, cli) for name, overrides in runs}   # all checked up front
         if args.show_config:
             for name, cfg in configs.items():
@@ -126,7 +134,9 @@ def main(argv=None):
         if args.set and args.out == parser.get_default("out"):
             parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
         preflight_weights(args.preset, args.models, cli)
-        jobs = [Job(name, cfg, Path(args.out) / args.preset / name) for name, cfg in configs.items()]
+        seeds = seed_plan(args.out, args.preset, args.seeds, config(args.preset, {}).train.seed, cli)
+        jobs = [Job(name, config(args.preset, overrides, seed_cli), root / name)
+                for root, seed_cli in seeds for name, overrides in runs]
         run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")

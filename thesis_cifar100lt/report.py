@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import preset_names
+from common.config import load_config, preset_names
 from common.engine import read_records
-from common.report import (_pyplot, budget_label, budget_notes, comparison_table, load_paper_numbers, ours_frame,
-                           plot_paper_vs_ours, table_labels, write_table)
+from common.grid import seed_list
+from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
+                           ours_frame, plot_curves, plot_paper_vs_ours, seed_roots, table_labels, write_table)
 
-from .grid import BASE_CONFIG
+from .grid import BASE_CONFIG, LOSSES
 
 HERE = Path(__file__).parent
 RESULTS = Path("results/thesis_cifar100lt")
@@ -30,7 +31,7 @@ TABLES = {
 PAPER_MODEL_KEY = {"resnet50": "resnet50", "mobilenet_v2": "mobilenet_v2", "vit_base_patch16_224": "vit_b_16",
                    "convnext_base": "convnext_base"}
 FIGURE_OF_MODEL = {"resnet50": "4.2", "mobilenet_v2": "4.3", "vit_base_patch16_224": "4.4", "convnext_base": "4.5"}
-LOSS_ROWS = ["ce", "focal", "wce", "cb", "bs", "seql", "ldam"]
+LOSS_ROWS = LOSSES                   # Tables 4.1-4.8 list the losses in the grid's order
 SUMMARY_MODEL_ROWS = ["mobilenet_v2", "resnet50", "vit_b_16", "convnext_base"]   # the thesis's row orders
 SUMMARY_LOSS_ROWS = ["bs", "wce", "ce", "focal", "cb", "ldam", "seql"]
 COLUMNS = ["balanced", "long_tailed", "head", "middle", "tail"]
@@ -127,12 +128,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(BASE_CONFIG))
     parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
+    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
     args = parser.parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    records = read_records(args.results / "runs" / args.preset)
-    per_run = ours_frame([cell for rec in records for cell in cells_from_record(rec)])
-    labels = table_labels(per_run)
-    ours = pd.concat([per_run, derived_tables(per_run, "; ".join(labels))], ignore_index=True)
+    frames, n_records, first = [], 0, None
+    own_seed = load_config(BASE_CONFIG, args.preset).train.seed
+    for root in seed_roots(args.results / "runs", args.preset, args.seeds, own_seed).values():
+        records = read_records(root)
+        first = records if first is None else first
+        n_records += len(records)
+        per_run = ours_frame([cell for rec in records for cell in cells_from_record(rec)])
+        frames.append(pd.concat([per_run, derived_tables(per_run, "\n".join(table_labels(per_run)))], ignore_index=True))
+    ours = combine_seeds(frames)      # mean ± std over seeds (a derived cell: within each seed first)
+    per_run, labels = ours, table_labels(ours)
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
 
@@ -164,7 +172,12 @@ def main(argv=None):
                            f"Figure {figure}: {model}, long-tailed training, per test category ({args.preset})")
     _summary_figure(paper, ours, "4.11", SUMMARY_LOSS_ROWS, out / "figure_4_6.png",
                     f"Figure 4.6: mean +- std over models per loss, CIFAR-100-LT ({args.preset})")
-    print(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(records)} runs to {out}")
+    headline = {Path(r["run_dir"]).name: r for r in first if r["config"]["data"]["train_set"] == "long_tailed"
+                and r["config"]["loss"]["name"] in ("ce", "bs")}
+    plot_curves(dict(sorted(headline.items())), out / "curves.png",
+                f"Training curves, long-tailed training, CE and Balanced Softmax ({args.preset}"
+                f"{'' if args.preset == 'paper' else ', REDUCED BUDGET'}; first seed)")
+    print(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {n_records} runs to {out}")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,14 @@
 # Seed 001 (thesis): model x loss x training-set grid, then the tables.
 #   PRESET=smoke|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR          folder holding cifar-100-python/ (default ./data)
-#   MODELS="resnet50 ..."  LOSSES="ce focal ..."  TRAIN_SETS="balanced long_tailed"
+#   MODELS="resnet50 ..."  LOSSES="ce focal ..."  TRAIN_SETS="long_tailed"   a part of the grid (default: all of it)
 #   PLAN=1                    list the runs with a time estimate from a short probe; train nothing
+#   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset thesis_cifar100lt/configs/base.yaml
 DATA=${LTREPRO_DATA:-data}
-MODELS=${MODELS:-"resnet50 mobilenet_v2 convnext_base vit_base_patch16_224"}
-LOSSES=${LOSSES:-"ce focal wce cb bs seql ldam"}
-TRAIN_SETS=${TRAIN_SETS:-"balanced long_tailed"}
+SELECT="${MODELS:+--models $MODELS} ${LOSSES:+--losses $LOSSES} ${TRAIN_SETS:+--train-sets $TRAIN_SETS}"   # default: all
 
 if [ ! -f "$DATA/cifar-100-python/train" ]; then
   if [ "$PRESET" = smoke ]; then
@@ -25,9 +24,6 @@ if [ ! -f "$DATA/cifar-100-python/train" ]; then
 fi
 
 if [ -n "${PLAN:-}" ]; then
-  exec $PY -m thesis_cifar100lt.grid --preset "$PRESET" --data "$DATA" --plan \
-    --models $MODELS --losses $LOSSES --train-sets $TRAIN_SETS
+  exec $PY -m thesis_cifar100lt.grid --preset "$PRESET" --data "$DATA" --plan $SELECT
 fi
-$PY -m thesis_cifar100lt.grid --preset "$PRESET" --data "$DATA" \
-  --models $MODELS --losses $LOSSES --train-sets $TRAIN_SETS
-$PY -m thesis_cifar100lt.report --preset "$PRESET"
+grid_then_report "thesis_cifar100lt.grid --preset $PRESET --data $DATA $SELECT" "thesis_cifar100lt.report --preset $PRESET"

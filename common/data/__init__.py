@@ -9,6 +9,6 @@ from .augment import (AUGMENTATIONS, CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, C
 from .cifar import (CifarError, CifarFormatError, CifarNotFoundError, RestrictedUnpickler, default_data_root,
                     load_cifar, safe_load_pickle)
 from .loader import BatchLoader, to_tensor_images
-from .longtail import (GROUP_NAMES, LONGTAIL_PROFILES, class_counts, class_groups, fold_split, heldout_indices, longtail_counts,
-                       longtail_indices, select_classes, thesis_split)
+from .longtail import (GROUP_NAMES, LONGTAIL_PROFILES, class_counts, class_groups, fold_split, heldout_indices,
+                       longtail_counts, longtail_indices, select_classes, thesis_split)
 from .sampling import artificial_balance, balanced_bagging, class_balanced_sample_weights
