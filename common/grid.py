@@ -75,6 +75,11 @@ def select(names, patterns, what: str = "run") -> list[str]:
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
+def matching(jobs: list[Job], patterns) -> list[Job]:
+    """The jobs whose names match one of ``patterns`` (all of them without patterns)."""
+    return jobs if patterns is None else [j for j in jobs if any(fnmatch.fnmatchcase(j.name, p) for p in patterns)]
+
+
 def seed_root(out, preset: str, seed: int | None, own_seed: int | None) -> Path:
     """Where the runs of one training seed go: ``out/<preset>`` for the configs' own seed (or
     None), ``out/<preset>@seed<S>`` for another."""

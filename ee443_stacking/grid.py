@@ -1,6 +1,6 @@
 """Every run behind seed 002's Fig 1, Fig 2 and results table, members shared between rows.
 
-    python -m ee443_stacking.grid --preset smoke --data DIR [--list | --plan]
+    python -m ee443_stacking.grid --preset smoke --data DIR [--only PATTERN ...] [--list | --plan]
 
 Phase 1 sweeps batch size x learning rate of EfficientNet-B0 + CE per dataset (Fig 2) and the
 architectures of Fig 1. Phase 2 uses each dataset's best sweep point for artificial balancing,
@@ -27,7 +27,8 @@ from common.derived import average_ensemble, stacked_ensemble
 from common.data.cifar import LAYOUTS, default_data_root
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, build_datasets, num_classes_of, planned_training_indices
-from common.grid import Job, add_grid_arguments, preflight_weights, probe_throughput, run_jobs, seed_plan
+from common.grid import (Job, add_grid_arguments, add_selection_arguments, matching, preflight_weights, probe_throughput,
+                         run_jobs, seed_plan, select)
 from common.losses.weights import SCHEMES
 from common.models import MODELS, build_model
 
@@ -188,28 +189,46 @@ def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
     print(f"total ~{total / 3600:.2f} h on {device} (the probes' batch of 16, not the swept batch sizes)")
 
 
-def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale: bool) -> None:
+def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale: bool, only=None) -> None:
     """The three phases in ``out``: sweeps, then per long-tailed set its methods at the best sweep
-    point, then the ensembles; writes ``chosen.json`` (each dataset's best point)."""
-    records = run_jobs(sweep_jobs(preset, out, plan, cli), data, progress=progress, rerun_stale=rerun_stale)
+    point, then the ensembles; writes ``chosen.json`` (each dataset's best point). With ``only``
+    (name patterns) just the matching runs train; a later phase goes ahead where the runs it
+    needs have finished (trained now or before)."""
+    def train(jobs: list[Job]) -> None:
+        jobs = list({j.name: j for j in jobs}.values())            # shared members once
+        run_jobs(matching(jobs, only), data, progress=progress, rerun_stale=rerun_stale)
+
+    def finished(jobs: list[Job]) -> dict | None:
+        paths = {j.name: j.out_dir / "record.json" for j in jobs}
+        if not all(p.exists() for p in paths.values()):
+            return None
+        return {name: json.loads(p.read_text()) for name, p in paths.items()}
+
+    sweep = sweep_jobs(preset, out, plan, cli)
+    train(sweep)
     chosen = {}
     for ds in plan.datasets:
+        records = finished([j for j in sweep if j.name.startswith(f"{ds}/efficientnet_b0__ce__")])
+        if records is None:
+            print(f"== {ds}: its sweep has not finished: nothing more for this dataset", flush=True)
+            continue
         hp = chosen[ds] = best_point(records, ds, plan)
         print(f"== {ds}: best sweep point batch {hp[0]}, lr {hp[1]:g}", flush=True)
         if ds == "full":            # the seed's Full row has the baseline only
             continue
         rows = method_jobs(preset, out, ds, hp, plan, learners(preset, ds, plan, cli, data or default_data_root()), cli)
         folds = fold_jobs(preset, out, ds, hp, plan, cli)
-        jobs = [j for js in rows.values() for j in js] + [j for m in folds.values() for js in m.values() for j in js]
-        run_jobs(list({j.name: j for j in jobs}.values()), data, progress=progress,   # shared members once
-                 rerun_stale=rerun_stale)
+        train([j for js in rows.values() for j in js] + [j for m in folds.values() for js in m.values() for j in js])
         for row in ENSEMBLES:
-            rec = average_ensemble(out / ds / row, {j.name: j.out_dir for j in rows[row]})
-            print(f"== {ds}/{row}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
+            if finished(rows[row]) is not None:
+                rec = average_ensemble(out / ds / row, {j.name: j.out_dir for j in rows[row]})
+                print(f"== {ds}/{row}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
         for row, members in folds.items():
-            rec = stacked_ensemble(out / ds / LEARNED[row], {j.name: j.out_dir for j in rows[row]},
-                                   {name: [j.out_dir for j in runs] for name, runs in members.items()})
-            print(f"== {ds}/{LEARNED[row]}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
+            if finished(rows[row] + [j for runs in members.values() for j in runs]) is not None:
+                rec = stacked_ensemble(out / ds / LEARNED[row], {j.name: j.out_dir for j in rows[row]},
+                                       {name: [j.out_dir for j in runs] for name, runs in members.items()})
+                print(f"== {ds}/{LEARNED[row]}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "chosen.json").write_text(json.dumps({ds: {"batch_size": bs, "lr": lr} for ds, (bs, lr) in chosen.items()},
                                                 indent=1))
 
@@ -219,8 +238,7 @@ def main(argv=None):
     parser.add_argument("--preset", required=True, choices=preset_names(BASE))
     parser.add_argument("--data", default=None)
     add_grid_arguments(parser, "results/ee443_stacking/runs")
-    parser.add_argument("--list", action="store_true", help="print every run (phase 2 at the fixed batch size / lr); "
-                        "train nothing")
+    add_selection_arguments(parser)
     parser.add_argument("--plan", action="store_true", help="count the trainings and estimate their time; train nothing")
     args = parser.parse_args(argv)
     if args.set and args.out == parser.get_default("out"):
@@ -229,8 +247,9 @@ def main(argv=None):
     progress = args.preset != "smoke"
     try:
         cli, plan = parse_overrides(args.set), grid_plan(args.preset)
-        if args.list:
-            print("\n".join(dict.fromkeys(j.name for _, j in all_uses(args.preset, out, plan, cli))))
+        names = select(list(dict.fromkeys(j.name for _, j in all_uses(args.preset, out, plan, cli))), args.only)
+        if args.list:                 # phase 2 named at the fixed batch size / lr, before the sweep chose
+            print("\n".join(names))
             return
         if args.plan:
             print_plan(args.preset, out, plan, cli, default_device())
@@ -238,7 +257,7 @@ def main(argv=None):
         preflight_weights([j.config for _, j in all_uses(args.preset, out, plan, cli)], FETCH_HINT)
         own_seed = load_config(BASE, args.preset, None, cli).train.seed
         for root, seed_cli in seed_plan(args.out, args.preset, args.seeds, own_seed, cli):
-            run_grid(args.preset, root, plan, seed_cli, args.data, progress, args.rerun_stale)
+            run_grid(args.preset, root, plan, seed_cli, args.data, progress, args.rerun_stale, args.only)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")
 

@@ -65,3 +65,20 @@ def test_plan_counts_every_training_without_data():
     assert (len({name for _, name in seed_rows}), len(seed_rows)) == (84, 91)
     assert (len({j.name for _, j in uses}), len(uses)) == (138, 145)
     assert sum(row == "bagging_wl" for row, _ in uses) == 3 * 4          # 500 // 120 learners per long-tailed set
+
+
+def test_only_trains_the_matching_runs_phase_by_phase(tiny_root, tmp_path, monkeypatch):
+    tiny = ee_grid.GridPlan(datasets=["0.1"], sweep={"batch_size": [32], "lr": [1e-3]}, balance_thresholds=[4, 8],
+                            weight_schemes=["ins"], bag_threshold=3, stack=["efficientnet_b0"], fig1_models=[],
+                            stacker_folds=0)
+    monkeypatch.setattr(ee_grid, "grid_plan", lambda preset: tiny)
+    args = ["--preset", "smoke", "--data", str(tiny_root), "--out", str(tmp_path), "--set", "train.epochs=1"]
+    runs = tmp_path / "smoke" / "0.1"
+
+    def trained():
+        return sorted(p.parent.name for p in runs.rglob("record.json"))
+
+    ee_grid.main([*args, "--only", "0.1/efficientnet_b0__ab*"])           # its sweep point has not run: nothing
+    assert trained() == []
+    ee_grid.main([*args, "--only", "0.1/efficientnet_b0__ce__*", "0.1/efficientnet_b0__ab4*"])
+    assert trained() == ["efficientnet_b0__ab4__bs32_lr0.001", "efficientnet_b0__ce__bs32_lr0.001", "stacking"]
