@@ -7,6 +7,7 @@ come as the same long format with a ``label`` saying under which budget they wer
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,19 @@ def ours_frame(cells: list[dict]) -> pd.DataFrame:
     """``cells``: dicts with table, row, column, value (percent) and label (budget)."""
     cols = ["table", "row", "column", "value", "label"]
     return pd.DataFrame(cells, columns=cols).astype({"table": str, "row": str, "column": str})
+
+
+def report_parser(doc: str, presets, results: Path | None = None) -> argparse.ArgumentParser:
+    """A study report's command line: ``--preset`` (one of ``presets``), ``--results`` (when the
+    study takes one; default ``results``) and ``--seeds``."""
+    from .grid import seed_list
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--preset", required=True, choices=presets)
+    if results is not None:
+        parser.add_argument("--results", type=Path, default=results, help="holds runs/<preset>/; tables go to <preset>/")
+    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
+    return parser
 
 
 def seed_roots(runs_dir, preset: str, seeds=None, own_seed: int | None = None) -> dict[str, Path]:

@@ -25,3 +25,15 @@ grid_then_report() {
       ${CPUS_PER_WORKER:+--cpus-per-worker "$CPUS_PER_WORKER"} --then "$report" -- $grid
   fi
 }
+# synthetic_data DIR TRAIN TEST DATASET...: tiny synthetic CIFAR sets in the official format for a smoke
+# preset (TRAIN / TEST images per class), written once
+synthetic_data() {
+  local dir=$1 train=$2 test=$3 ds folder
+  shift 3
+  for ds in "$@"; do
+    folder=$([ "$ds" = cifar10 ] && echo cifar-10-batches-py || echo cifar-100-python)
+    [ -f "$dir/$folder/SYNTHETIC" ] || $PY -m common.data.synthetic --dataset "$ds" --out "$dir" \
+      --train-per-class "$train" --test-per-class "$test"
+  done
+  echo "smoke: synthetic $* in $dir"
+}

@@ -247,14 +247,15 @@ def main(argv=None):
     progress = args.preset != "smoke"
     try:
         cli, plan = parse_overrides(args.set), grid_plan(args.preset)
-        names = select(list(dict.fromkeys(j.name for _, j in all_uses(args.preset, out, plan, cli))), args.only)
+        uses = all_uses(args.preset, out, plan, cli)
+        names = select(list(dict.fromkeys(j.name for _, j in uses)), args.only)
         if args.list:                 # phase 2 named at the fixed batch size / lr, before the sweep chose
             print("\n".join(names))
             return
         if args.plan:
             print_plan(args.preset, out, plan, cli, default_device())
             return
-        preflight_weights([j.config for _, j in all_uses(args.preset, out, plan, cli)], FETCH_HINT)
+        preflight_weights([j.config for _, j in uses], FETCH_HINT)
         own_seed = load_config(BASE, args.preset, None, cli).train.seed
         for root, seed_cli in seed_plan(args.out, args.preset, args.seeds, own_seed, cli):
             run_grid(args.preset, root, plan, seed_cli, args.data, progress, args.rerun_stale, args.only)

@@ -5,7 +5,6 @@ ensembles' parameter counts and ECE, and Figures 4-6 and the staircase chart.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -14,10 +13,9 @@ import pandas as pd
 
 from common.config import load_config, preset_names
 from common.engine import read_records
-from common.grid import seed_list
 from common.models import build_model
 from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
-                           ours_frame, plot_curves, seed_roots, write_table)
+                           ours_frame, plot_curves, report_parser, seed_roots, write_table)
 
 from .grid import BASE, ENSEMBLES, LEARNED, grid_plan, hp_tag
 
@@ -143,11 +141,7 @@ def histograms(original, bag, path, threshold, note):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=preset_names(BASE))
-    parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
-    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
-    args = parser.parse_args(argv)
+    args = report_parser(__doc__, preset_names(BASE), RESULTS).parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
     base = load_config(BASE, args.preset).train
     per_seed = []

@@ -15,9 +15,7 @@ fi
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then
   DATA=data/synthetic_ee443      # smoke always uses tiny synthetic data: minutes, not hours
-  [ -f "$DATA/cifar-100-python/SYNTHETIC" ] || $PY -m common.data.synthetic --dataset cifar100 --out "$DATA" \
-    --train-per-class 10 --test-per-class 2
-  echo "smoke: synthetic CIFAR-100 in $DATA"
+  synthetic_data "$DATA" 10 2 cifar100
 elif [ "$PRESET" = cpu_proxy ]; then
   [ -f "$DATA/cifar-10-batches-py/data_batch_1" ] || $PY -m common.data.fetch --root "$DATA" cifar10
 else

@@ -5,7 +5,6 @@ confusion matrices and the per-class recall chart, from one preset's records.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +12,9 @@ import pandas as pd
 
 from common.config import load_config, preset_names
 from common.engine import read_records
-from common.grid import seed_list
 from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
-                           ours_frame, plot_confusion, plot_curves, seed_roots, table_labels, write_table)
+                           ours_frame, plot_confusion, plot_curves, report_parser, seed_roots, table_labels,
+                           write_table)
 
 from .grid import CONFIGS, IN_SEED, ROW_LABELS
 
@@ -85,11 +84,7 @@ def tau_figure(record: dict, path: Path, note: str) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
-    parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
-    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
-    args = parser.parse_args(argv)
+    args = report_parser(__doc__, preset_names(*CONFIGS), RESULTS).parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
     own_seed = load_config(CONFIGS[0], args.preset).train.seed
     by_seed = []

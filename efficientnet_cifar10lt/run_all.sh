@@ -12,9 +12,7 @@ check_preset efficientnet_cifar10lt/configs/base.yaml efficientnet_cifar10lt/con
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then
   DATA=data/synthetic_effnet    # smoke always uses tiny synthetic data: minutes, not hours
-  [ -f "$DATA/cifar-10-batches-py/SYNTHETIC" ] || $PY -m common.data.synthetic --dataset cifar10 --out "$DATA" \
-    --train-per-class 40 --test-per-class 10
-  echo "smoke: synthetic CIFAR-10 in $DATA"
+  synthetic_data "$DATA" 40 10 cifar10
 elif [ ! -f "$DATA/cifar-10-batches-py/data_batch_1" ]; then
   $PY -m common.data.fetch --root "$DATA" cifar10    # downloads it, if this machine can
 fi

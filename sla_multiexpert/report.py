@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import pandas as pd
 
 from common.config import load_config, preset_names
 from common.engine import read_records
-from common.grid import seed_list
 from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers, ours_frame,
-                           plot_curves, plot_group_lines, plot_paper_vs_ours, seed_roots, table_labels, write_table)
+                           plot_curves, plot_group_lines, plot_paper_vs_ours, report_parser, seed_roots, table_labels,
+                           write_table)
 
 from .grid import CONFIGS, DATASETS, INV_TAUS, RATIOS, runs
 
@@ -51,10 +50,7 @@ def _notes(preset, ours, table):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
-    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
-    args = parser.parse_args(argv)
+    args = report_parser(__doc__, preset_names(*CONFIGS)).parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
     own_seed = load_config(CONFIGS[0], args.preset).train.seed
     by_seed = {name: read_records(root)

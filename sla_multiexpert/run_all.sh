@@ -13,12 +13,7 @@ fi
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then
   DATA=data/synthetic_sla      # smoke always uses tiny synthetic data: minutes, not hours
-  for ds in cifar10 cifar100; do
-    folder=$([ $ds = cifar10 ] && echo cifar-10-batches-py || echo cifar-100-python)
-    [ -f "$DATA/$folder/SYNTHETIC" ] || $PY -m common.data.synthetic --dataset $ds --out "$DATA" \
-      --train-per-class 8 --test-per-class 2
-  done
-  echo "smoke: synthetic CIFAR-10/100 in $DATA"
+  synthetic_data "$DATA" 8 2 cifar10 cifar100
 else
   $PY -m common.data.fetch --root "$DATA" cifar10 cifar100   # downloads what is missing, if it can
 fi

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,9 @@ import pandas as pd
 
 from common.config import load_config, preset_names
 from common.engine import read_records
-from common.grid import seed_list
 from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
-                           ours_frame, plot_curves, plot_paper_vs_ours, seed_roots, table_labels, write_table)
+                           ours_frame, plot_curves, plot_paper_vs_ours, report_parser, seed_roots, table_labels,
+                           write_table)
 
 from .grid import BASE_CONFIG, LOSSES
 
@@ -125,11 +124,7 @@ def _notes(preset, labels, what):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=preset_names(BASE_CONFIG))
-    parser.add_argument("--results", type=Path, default=RESULTS, help="holds runs/<preset>/; tables go to <preset>/")
-    parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
-    args = parser.parse_args(argv)
+    args = report_parser(__doc__, preset_names(BASE_CONFIG), RESULTS).parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
     frames, n_records, first = [], 0, None
     own_seed = load_config(BASE_CONFIG, args.preset).train.seed
@@ -140,13 +135,13 @@ def main(argv=None):
         per_run = ours_frame([cell for rec in records for cell in cells_from_record(rec)])
         frames.append(pd.concat([per_run, derived_tables(per_run, "\n".join(table_labels(per_run)))], ignore_index=True))
     ours = combine_seeds(frames)      # mean ± std over seeds (a derived cell: within each seed first)
-    per_run, labels = ours, table_labels(ours)
+    labels = table_labels(ours)
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
 
     for (model, train_set), table in TABLES.items():
         df = comparison_table(paper, ours, table, LOSS_ROWS, COLUMNS)
-        tab_labels = table_labels(per_run, table)
+        tab_labels = table_labels(ours, table)
         what = f"Thesis Table {table}: {model}, trained on the {train_set.replace('_', '-')} set; top-1 accuracy (%)."
         stem = f"table_{table.replace('.', '_')}"
         write_table(df, out / stem, f"Table {table} ({args.preset} preset)", _notes(args.preset, tab_labels, what))
