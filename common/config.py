@@ -50,7 +50,15 @@ def one_of(choices, what: str):
             raise ValueError(f"unknown {what} {value!r}{close_match(value, choices)}; "
                              f"accepted: {', '.join(sorted(map(str, choices)))}")
         return value
+    check.choices = choices    # for command-line help
     return AfterValidator(check)
+
+
+def _imbalance(value: float) -> float:
+    if not 0 < value <= 1:
+        hint = f" (imbalance ratio {value:g} is imb_factor {1 / value:.6g})" if value > 1 else ""
+        raise ValueError(f"imb_factor is n_min / n_max, in (0, 1]; got {value:g}{hint}")
+    return value
 
 
 class Section(BaseModel):
@@ -60,7 +68,7 @@ class Section(BaseModel):
 class DataConfig(Section):
     dataset: Annotated[str, one_of(LAYOUTS, "dataset")]
     split: Annotated[str, one_of(("standard", "thesis"), "split")] = "standard"
-    imb_factor: float | None = Field(None, gt=0, le=1)   # n_min / n_max; None keeps the whole standard set
+    imb_factor: Annotated[float, AfterValidator(_imbalance)] | None = None   # n_min / n_max; None: the whole set
     profile: Annotated[str, one_of(LONGTAIL_PROFILES, "long-tail profile")] = "exp"
     min_count: NonNegativeInt = 0                         # floor of every class count
     lt_seed: int = 0                                      # LDAM-DRW's selection seed
@@ -71,11 +79,11 @@ class DataConfig(Section):
     validate_on_test: bool = False                        # standard split: validate every epoch on the test set
     balance_threshold: PositiveInt | None = None          # seed 002's artificial balancing: every class
                                                           # re-sampled to this many images
-    bag_threshold: PositiveInt | None = None              # seed 002's balanced bagging: max count // this learners,
-    bag_index: NonNegativeInt | None = None               # this run trains learner number bag_index
-    folds: int | None = Field(None, ge=2)                 # cross-fitting: train without fold ``fold`` of a
-    fold: NonNegativeInt | None = None                    # stratified split of the training set and predict it
-                                                          # (test set ``heldout_fold``; a learned stacker's input)
+    bag_threshold: PositiveInt | None = None              # seed 002's balanced bagging: max count // this many learners
+    bag_index: NonNegativeInt | None = None               # which learner of that bagging this run trains
+    folds: int | None = Field(None, ge=2)                 # cross-fitting: this many stratified folds of the training set
+    fold: NonNegativeInt | None = None                    # train without this fold and predict it (test set
+                                                          # ``heldout_fold``; a learned stacker's input)
     # split: thesis (seed 001) -- per-class sizes out of the official train set
     train_set: Annotated[str, one_of(("balanced", "long_tailed"), "training set")] = "long_tailed"
     train_per_class: PositiveInt = 450
@@ -384,9 +392,12 @@ def _source(loc: tuple, layers) -> str:
     for source, layer in layers:
         node = layer
         for part in loc:
-            if not isinstance(node, dict) or part not in node:
+            if isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
                 break
-            node = node[part]
         else:
             return source
     return layers[-1][0] if layers else "config"

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import yaml
 from filelock import FileLock, Timeout
 
 from . import data as D
@@ -373,14 +374,11 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
         return {"accuracy": float((predict(m, x, test_tf, tcfg.eval_batch_size, tcfg.amp).argmax(1) == y).mean())}
 
     run_config = config_record(cfg)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(run_config, sort_keys=False))   # what runs, readable now
     history = fit(model, ctx.loader, tcfg, out_dir, step=step, validate=validate if val is not None else None,
                   classifier_only=tcfg.classifier_only, epoch_hooks=hooks, progress=progress, run_config=run_config)
 
-    metrics, predictions = {}, {}
-    for name, (x, y) in tests.items():
-        probs = predict(model, x, test_tf, tcfg.eval_batch_size, amp=False)  # fp32: ECE and ties need exact logits
-        metrics[name] = evaluate_predictions(probs, y, ds["group_counts"], cfg.eval.groups, cfg.eval.n_bins)
-        predictions[f"{name}_probs"], predictions[f"{name}_labels"] = probs.astype(np.float32), np.asarray(y)
+    metrics, predictions = evaluate_tests(model, tests, test_tf, cfg, ds["group_counts"])
     save_predictions(out_dir / "predictions.npz", predictions)
     if tcfg.keep_weights:               # before the record: a finished run always has them
         save_atomic({"model": model.state_dict()}, out_dir / "weights.pt")
@@ -392,6 +390,60 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
     return json.loads((out_dir / "record.json").read_text())
+
+
+def evaluate_tests(model, tests: dict, test_tf, cfg: ExperimentConfig, group_counts) -> tuple[dict, dict]:
+    """``(metrics, predictions)`` of ``model`` on each test set (name -> (images, labels))."""
+    metrics, predictions = {}, {}
+    for name, (x, y) in tests.items():
+        probs = predict(model, x, test_tf, cfg.train.eval_batch_size, amp=False)  # fp32: ECE and ties need exact logits
+        metrics[name] = evaluate_predictions(probs, y, group_counts, cfg.eval.groups, cfg.eval.n_bins)
+        predictions[f"{name}_probs"], predictions[f"{name}_labels"] = probs.astype(np.float32), np.asarray(y)
+    return metrics, predictions
+
+
+def saved_config(run_dir: Path) -> ExperimentConfig:
+    """The config a run folder was trained under: its record's, or (still training or
+    interrupted) the ``config.yaml`` written when it started."""
+    run_dir = Path(run_dir)
+    if (run_dir / "record.json").exists():
+        record = json.loads((run_dir / "record.json").read_text())
+        cfg = validate_config(record_config(record))
+        cfg._preset = record.get("preset")
+        return cfg
+    if (run_dir / "config.yaml").exists():
+        return validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    raise ConfigError(f"{run_dir} is not a run folder (no record.json or config.yaml)")
+
+
+def evaluate_checkpoint(run_dir, checkpoint=None, data_root=None, device=None) -> dict:
+    """Evaluate a kept checkpoint of a run (default: its final ``weights.pt``) on the run's test
+    sets, rebuilt from its config and ``data_root`` (default: the one it trained on); returns a
+    record-like dict (no training)."""
+    run_dir = Path(run_dir)
+    cfg = saved_config(run_dir)
+    checkpoint = Path(checkpoint) if checkpoint else run_dir / "weights.pt"
+    if not checkpoint.exists():
+        raise CheckpointError(f"{checkpoint} not found: a run keeps its final weights with train.keep_weights "
+                              f"(common.train sets it), and last.pt only while it trains")
+    device = torch.device(device) if device else default_device()
+    recorded = json.loads((run_dir / "record.json").read_text()) if (run_dir / "record.json").exists() else {}
+    root = Path(data_root or recorded.get("data_root") or D.default_data_root())   # default: where it trained
+    num_classes = num_classes_of(cfg.data)
+    model = build_model(cfg.model.name, num_classes, **cfg.model.kwargs)   # the checkpoint holds every weight
+    if cfg.model.lws:
+        model.classifier = LearnableWeightScaling(model.classifier, num_classes)
+    try:
+        model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{checkpoint} does not hold this run's model ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0]})") from err
+    ds = build_datasets(cfg.data, root)
+    tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
+    metrics, _ = evaluate_tests(model.to(device), tests, transforms_from_config(cfg)[1], cfg, ds["group_counts"])
+    return {"config": config_record(cfg), "metrics": metrics, "checkpoint": str(checkpoint), "evaluated": now(),
+            "classes": ds["classes"], "train_counts": ds["train_counts"], "preset": cfg.preset,
+            "epochs": cfg.train.epochs, "data": data_provenance(cfg.data.dataset, root)}
 
 
 def indices_hash(indices) -> str:
@@ -431,8 +483,8 @@ def main(argv=None):
         rec = run_experiment(cfg, args.out, args.data, args.device, rerun_stale=args.rerun_stale)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")
-    for name, m in rec["metrics"].items():
-        print(f"{name}: accuracy {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%")
+    from .train import report_run
+    report_run(rec, Path(args.out), Path(args.out).name)
 
 
 if __name__ == "__main__":

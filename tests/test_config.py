@@ -44,7 +44,7 @@ def test_file_and_preset_typos_name_the_file(tmp_path):
     ({"train": {"epochs": "five"}}, "train.epochs: Input should be a valid integer"),
     ({"train": {"lr": [0.1]}}, "train.lr: Input should be a valid number"),
     ({"data": {"dataset": "cifar1000"}}, "data.dataset: unknown dataset 'cifar1000' (did you mean 'cifar100'?)"),
-    ({"data": {"imb_factor": 100}}, "data.imb_factor: Input should be less than or equal to 1"),
+    ({"data": {"imb_factor": 100}}, "data.imb_factor: imb_factor is n_min / n_max, in (0, 1]; got 100 (imbalance ratio 100 is imb_factor 0.01)"),
     ({"eval": {"groups": ["thrids"]}}, "eval.groups.0: unknown class grouping 'thrids' (did you mean 'thirds'?)"),
     ({"loss": {"name": "focal", "gama": 2}}, "loss.gama: unknown key (did you mean 'gamma'?)"),
     ({"loss": {"name": "focal", "gamma": "big"}}, "loss.gamma: Input should be a valid number"),

@@ -122,3 +122,32 @@ def test_drw_keeps_the_loss_own_weight_before_start():
     assert torch.equal(loss.loss.weight, own)
     loss.set_epoch(5)
     assert torch.allclose(loss.loss.weight, class_weights([100, 10, 1], "ens", 0.9999))
+
+
+def test_a_registered_loss_is_usable_from_configs_and_the_flat_command():
+    from common import train as flat
+    from common.config import ConfigError, validate_config
+    from common.losses import ClassCountLoss, register_loss
+
+    @register_loss("test_margin_ce")
+    class MarginCE(ClassCountLoss):
+        def __init__(self, class_counts, margin: float = 0.5, weight=None):
+            super().__init__(class_counts, weight)
+            self.margin = margin
+
+        def forward(self, logits, targets):
+            return F.cross_entropy(logits - self.margin * F.one_hot(targets, logits.shape[1]), targets)
+
+    try:
+        raw = {"data": {"dataset": "cifar10"}, "model": {"name": "resnet32"}, "loss": {"name": "test_margin_ce"}}
+        cfg = validate_config({**raw, "loss": {"name": "test_margin_ce", "margin": 0.3}})
+        assert cfg.loss.model_extra == {"margin": 0.3}
+        with pytest.raises(ConfigError, match="margn"):
+            validate_config({**raw, "loss": {"name": "test_margin_ce", "margn": 0.3}})
+        assert "--loss-margin" in flat.config_flags()
+        loss = build_loss("test_margin_ce", [10, 1], margin=0.3)
+        assert torch.isfinite(loss(torch.zeros(2, 2), torch.tensor([0, 1])))
+        with pytest.raises(ValueError, match="taken"):
+            register_loss("test_margin_ce")(type("Other", (ClassCountLoss,), {}))
+    finally:
+        LOSSES.pop("test_margin_ce")

@@ -1,6 +1,7 @@
-"""Loss registry: ``build_loss(name, class_counts, **kwargs)``; ``forward(logits, targets)``
-returns the batch-mean loss. Defaults follow each method's paper or official code (see the
-class docstrings)."""
+"""Losses: ``build_loss(name, class_counts, **kwargs)``; ``forward(logits, targets)`` returns
+the batch-mean loss. A loss class joins ``LOSSES`` with ``@register_loss(name)`` (see
+:mod:`common.losses.registry`); importing its module registers it. Defaults follow each
+method's paper or official code (see the class docstrings)."""
 from __future__ import annotations
 
 import torch.nn as nn
@@ -11,20 +12,9 @@ from .cross_entropy import BalancedSoftmax, CrossEntropy, LogitAdjusted, Weighte
 from .drw import DeferredReweighting
 from .focal import FocalLoss
 from .ldam import LDAMLoss
+from .registry import LOSSES, register_loss
 from .seql import SoftmaxEQL
 from .weights import class_weights
-
-LOSSES = {
-    "ce": CrossEntropy,
-    "wce": WeightedCrossEntropy,
-    "focal": FocalLoss,
-    "cb": ClassBalancedCE,
-    "cb_focal": ClassBalancedFocal,
-    "bs": BalancedSoftmax,
-    "seql": SoftmaxEQL,
-    "ldam": LDAMLoss,
-    "la": LogitAdjusted,
-}
 
 
 def build_loss(name: str, class_counts, drw: bool = False, drw_epoch: int = 160,

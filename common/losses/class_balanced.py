@@ -6,10 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from .base import ClassCountLoss
+from .registry import register_loss
 from .focal import softmax_focal
 from .weights import class_weights
 
 
+@register_loss("cb")
 class ClassBalancedCE(ClassCountLoss):
     """Softmax CE weighted by ``(1 - beta) / (1 - beta ** n_y)`` normalised to sum to C.
 
@@ -26,6 +28,7 @@ class ClassBalancedCE(ClassCountLoss):
         return self.mean_over_batch(F.cross_entropy(logits, targets, reduction="none"), targets)
 
 
+@register_loss("cb_focal")
 class ClassBalancedFocal(ClassCountLoss):
     """Class-balanced focal loss, beta 0.9999, gamma 1.0 (Cui et al.'s CIFAR script).
 

@@ -5,9 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from .base import ClassCountLoss
+from .registry import register_loss
 from .weights import class_weights
 
 
+@register_loss("ce")
 class CrossEntropy(ClassCountLoss):
     """Softmax CE. With a class ``weight``, PyTorch's weighted mean
     ``sum_i w_{y_i} l_i / sum_i w_{y_i}`` (``nn.CrossEntropyLoss(weight=w)``), as used by seed
@@ -21,6 +23,7 @@ class CrossEntropy(ClassCountLoss):
         return F.cross_entropy(logits if offset is None else logits + offset, targets, weight=self.weight)
 
 
+@register_loss("wce")
 class WeightedCrossEntropy(CrossEntropy):
     """CE with class weights normalised to sum to C: by default inverse frequency 1 / n_c (seed
     000's "modified CE"; the thesis's weighted softmax, Table 3.4); ``scheme`` ``isns`` or ``ens``
@@ -30,6 +33,7 @@ class WeightedCrossEntropy(CrossEntropy):
         super().__init__(class_counts, class_weights(class_counts, scheme, beta) if weight is None else weight)
 
 
+@register_loss("bs")
 class BalancedSoftmax(CrossEntropy):
     """Balanced Softmax (Ren et al. 2020): CE on ``logits + log n_j``
     (official ``balanced_softmax_loss`` adds ``log(sample_per_class)``)."""
@@ -38,6 +42,7 @@ class BalancedSoftmax(CrossEntropy):
         return self.counts.log()
 
 
+@register_loss("la")
 class LogitAdjusted(CrossEntropy):
     """Logit-adjusted CE (Menon et al. 2021): CE on ``logits + tau * log(pi_train / pi_test)``.
 

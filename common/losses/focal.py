@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import ClassCountLoss
+from .registry import register_loss
 
 
 def softmax_focal(logits, targets, gamma: float):
@@ -13,6 +14,7 @@ def softmax_focal(logits, targets, gamma: float):
     return -torch.pow(1 - log_p.exp(), gamma) * log_p
 
 
+@register_loss("focal")
 class FocalLoss(ClassCountLoss):
     """``w_y (1 - p_y) ** gamma * (-log p_y)``, averaged over the batch.
 

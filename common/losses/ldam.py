@@ -4,8 +4,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from .base import ClassCountLoss
+from .registry import register_loss
 
 
+@register_loss("ldam")
 class LDAMLoss(ClassCountLoss):
     """CE on ``s * (z - Delta_y e_y)`` with margins ``Delta_j ∝ n_j ** -1/4`` scaled so the
     largest is ``max_m``. Defaults max_m 0.5, s 30 as LDAM-DRW's official ``LDAMLoss``; with a

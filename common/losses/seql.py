@@ -5,8 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from .base import ClassCountLoss
+from .registry import register_loss
 
 
+@register_loss("seql")
 class SoftmaxEQL(ClassCountLoss):
     """``-log(exp(z_y) / sum_j w_j exp(z_j))`` with ``w_j = 1 - beta_j * T(f_j) * (1 - y_j)``.
 
