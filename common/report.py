@@ -4,6 +4,8 @@ A paper-numbers file is a CSV ``table,row,column,value,source`` (percent). Our n
 come as the same long format with a ``label`` saying under which budget they were measured
 (``ours_frame``). ``comparison_table`` lays one paper table out as rows x columns with
 ``paper | ours | diff`` per column; a cell without a run shows a dash, never a number.
+``write_table`` writes a comparison wider than 12 columns as two narrow tables (ours with the
+diff in parentheses, then the paper).
 """
 from __future__ import annotations
 
@@ -141,11 +143,45 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+NARROW_ABOVE = 12     # a comparison with more columns than this is written as two narrow tables
+
+
+def _with_diff(ours: str, diff: str) -> str:
+    """``41.20 (+1.30)``; with seeds ``41.20 ± 0.50 (+1.30, n=2)``; a dash stays a dash."""
+    if ours == DASH or diff == DASH:
+        return ours
+    if ours.endswith(")"):
+        value, n = ours[:-1].rsplit(" (", 1)
+        return f"{value} ({diff}, {n})"
+    return f"{ours} ({diff})"
+
+
+def narrow_layout(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A :func:`comparison_table` as two tables of its columns: ours, each cell with its diff to
+    the paper in parentheses, and the paper."""
+    columns = list(dict.fromkeys(c for c, _ in df.columns))
+    ours = pd.DataFrame({c: [_with_diff(o, d) for o, d in zip(df[(c, "ours")], df[(c, "diff")])] for c in columns},
+                        index=df.index)
+    paper = pd.DataFrame({c: list(df[(c, "paper")]) for c in columns}, index=df.index)
+    return ours, paper
+
+
+def _is_comparison(df: pd.DataFrame) -> bool:
+    return isinstance(df.columns, pd.MultiIndex) and set(df.columns.get_level_values(1)) == {"paper", "ours", "diff"}
+
+
 def write_table(df: pd.DataFrame, path_stem, title: str, notes: list[str] = ()) -> None:
-    """``path_stem.md`` (title, notes, table) and ``path_stem.csv``."""
+    """``path_stem.md`` (title, notes, table) and ``path_stem.csv`` (always every column). A
+    comparison wider than ``NARROW_ABOVE`` columns goes to the Markdown in :func:`narrow_layout`."""
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
-    body = [f"# {title}", ""] + [f"- {n}" for n in notes] + ["", to_markdown(df), ""]
+    if _is_comparison(df) and len(df.columns) > NARROW_ABOVE:
+        ours, paper = narrow_layout(df)
+        tables = ["## Ours (ours - paper in parentheses; a dash where no run)", "", to_markdown(ours), "",
+                  "## Paper", "", to_markdown(paper)]
+    else:
+        tables = [to_markdown(df)]
+    body = [f"# {title}", ""] + [f"- {n}" for n in notes] + ["", *tables, ""]
     Path(f"{path_stem}.md").write_text("\n".join(body))     # not with_suffix: a stem may hold a dot ("sweep_0.02")
     flat = df.copy()
     if isinstance(flat.columns, pd.MultiIndex):
