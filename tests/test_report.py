@@ -1,6 +1,8 @@
+import numpy as np
 import pandas as pd
 
-from common.report import DASH, combine_seeds, comparison_table, narrow_layout, ours_frame, plot_paper_vs_ours, write_table
+from common.report import (DASH, combine_seeds, comparison_table, figure_footer, narrow_layout, ours_frame,
+                           plot_confusion, plot_curves, plot_group_lines, plot_paper_vs_ours, write_table)
 
 
 def _paper():
@@ -62,3 +64,48 @@ def test_narrow_layout_with_seeds_keeps_the_spread_and_count():
     ours, paper = narrow_layout(comparison_table(_wide_paper(), combine_seeds(seeds), "w"))
     assert ours.loc["ce", "c0"] == "42.00 ± 1.41 (+2.00, n=2)" and ours.loc["bs", "c0"] == DASH
     assert paper.loc["bs", "c4"] == "49.00"
+
+
+def _texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_a_missing_bar_differs_from_a_zero_bar(tmp_path):
+    missing = plot_paper_vs_ours(_paper(), ours_frame([_cell("ce", 48.5)]), "1", "all", tmp_path / "a.png", "t")
+    zero = plot_paper_vs_ours(_paper(), ours_frame([_cell("ce", 48.5), _cell("bs", 0.0)]), "1", "all",
+                              tmp_path / "b.png", "t")
+    assert "no run" in _texts(missing) and "no run" not in _texts(zero)
+    hatched = [p for p in missing.axes[0].patches if p.get_gid() == "missing"]
+    assert len(hatched) == 1 and not [p for p in zero.axes[0].patches if p.get_gid() == "missing"]
+
+
+def test_a_missing_point_is_marked_on_a_line(tmp_path):
+    gone = plot_group_lines({"ours": [1.0, np.nan, 3.0]}, ["a", "b", "c"], tmp_path / "a.png", "t")
+    zero = plot_group_lines({"ours": [1.0, 0.0, 3.0]}, ["a", "b", "c"], tmp_path / "b.png", "t")
+    marks = [m for m in gone.axes[0].lines if m.get_gid() == "missing"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == ["b"]
+    assert not [m for m in zero.axes[0].lines if m.get_gid() == "missing"]
+
+
+def test_every_plot_carries_the_budget_footer(tmp_path):
+    footer = figure_footer("smoke", [{"data": "synthetic cifar10 (not real images)"}, {"data": None}])
+    assert "REDUCED BUDGET" in footer and "synthetic cifar10" in footer
+    assert "REDUCED" not in figure_footer("paper", []) and "no runs" in figure_footer("paper", [])
+    record = {"history": [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.5}]}
+    figures = [plot_paper_vs_ours(_paper(), ours_frame([]), "1", "all", tmp_path / "a.png", "t", footer=footer),
+               plot_confusion([[3, 1], [0, 2]], ["x", "y"], tmp_path / "b.png", "t", footer=footer),
+               plot_group_lines({"ours": [1.0, 2.0]}, ["a", "b"], tmp_path / "c.png", "t", footer=footer),
+               plot_curves({"run": record}, tmp_path / "d.png", "t", footer=footer)]
+    for fig in figures:
+        texts = [t.get_text().replace("\n", " ") for t in fig.texts if t.get_gid() == "footer"]
+        assert texts == [footer], texts
+        assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes if ax.get_label() != "<colorbar>")
+
+
+def test_a_single_sweep_point_says_so(tmp_path):
+    one = plot_group_lines({"ours": [52.0]}, ["0.2"], tmp_path / "a.png", "t", xlabel="mixup alpha")
+    two = plot_group_lines({"ours": [52.0, 50.0]}, ["0.2", "0.4"], tmp_path / "b.png", "t", xlabel="mixup alpha")
+    assert "single sweep point: 0.2" in one.axes[0].get_xlabel()
+    assert two.axes[0].get_xlabel() == "mixup alpha"
+    curves = plot_curves({"run": {"history": [{"epoch": 1, "train_loss": 2.0}]}}, tmp_path / "c.png", "t")
+    assert "single epoch: 1" in curves.axes[0].get_xlabel()
