@@ -4,10 +4,14 @@ A paper-numbers file is a CSV ``table,row,column,value,source`` (percent). Our n
 come as the same long format with a ``label`` saying under which budget they were measured
 (``ours_frame``). ``comparison_table`` lays one paper table out as rows x columns with
 ``paper | ours | diff`` per column; a cell without a run shows a dash, never a number.
+``write_table`` writes a comparison wider than 12 columns as two narrow tables (ours with the
+diff in parentheses, then the paper). Every figure carries a footer naming its budget and data
+(``figure_footer``) and shows a missing run as a marker, never as an empty slot like a zero.
 """
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -141,11 +145,45 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+NARROW_ABOVE = 12     # a comparison with more columns than this is written as two narrow tables
+
+
+def _with_diff(ours: str, diff: str) -> str:
+    """``41.20 (+1.30)``; with seeds ``41.20 ± 0.50 (+1.30, n=2)``; a dash stays a dash."""
+    if ours == DASH or diff == DASH:
+        return ours
+    if ours.endswith(")"):
+        value, n = ours[:-1].rsplit(" (", 1)
+        return f"{value} ({diff}, {n})"
+    return f"{ours} ({diff})"
+
+
+def narrow_layout(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A :func:`comparison_table` as two tables of its columns: ours, each cell with its diff to
+    the paper in parentheses, and the paper."""
+    columns = list(dict.fromkeys(c for c, _ in df.columns))
+    ours = pd.DataFrame({c: [_with_diff(o, d) for o, d in zip(df[(c, "ours")], df[(c, "diff")])] for c in columns},
+                        index=df.index)
+    paper = pd.DataFrame({c: list(df[(c, "paper")]) for c in columns}, index=df.index)
+    return ours, paper
+
+
+def _is_comparison(df: pd.DataFrame) -> bool:
+    return isinstance(df.columns, pd.MultiIndex) and set(df.columns.get_level_values(1)) == {"paper", "ours", "diff"}
+
+
 def write_table(df: pd.DataFrame, path_stem, title: str, notes: list[str] = ()) -> None:
-    """``path_stem.md`` (title, notes, table) and ``path_stem.csv``."""
+    """``path_stem.md`` (title, notes, table) and ``path_stem.csv`` (always every column). A
+    comparison wider than ``NARROW_ABOVE`` columns goes to the Markdown in :func:`narrow_layout`."""
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
-    body = [f"# {title}", ""] + [f"- {n}" for n in notes] + ["", to_markdown(df), ""]
+    if _is_comparison(df) and len(df.columns) > NARROW_ABOVE:
+        ours, paper = narrow_layout(df)
+        tables = ["## Ours (ours - paper in parentheses; a dash where no run)", "", to_markdown(ours), "",
+                  "## Paper", "", to_markdown(paper)]
+    else:
+        tables = [to_markdown(df)]
+    body = [f"# {title}", ""] + [f"- {n}" for n in notes] + ["", *tables, ""]
     Path(f"{path_stem}.md").write_text("\n".join(body))     # not with_suffix: a stem may hold a dot ("sweep_0.02")
     flat = df.copy()
     if isinstance(flat.columns, pd.MultiIndex):
@@ -162,9 +200,71 @@ def _pyplot():
     return plt
 
 
+def figure_footer(preset: str, records=(), compared_to: str = "the paper", extra: str = "") -> str:
+    """The footer of every figure: the budget (REDUCED unless ``paper``) and the data the
+    ``records`` were trained and tested on."""
+    budget = "paper budget" if preset == "paper" else f"REDUCED BUDGET, not comparable to {compared_to}"
+    data = "; ".join(sorted({r["data"] for r in records if r.get("data")})) or "no runs"
+    return f"preset {preset}: {budget}. Data: {data}." + (f" {extra}" if extra else "")
+
+
+def save_figure(fig, path, footer: str = "", rect=(0, 0, 1, 1)):
+    """Tight layout (inside ``rect``), the footer under everything, then save at 120 dpi and
+    close. Returns the figure: its artists stay readable after closing (the tests look at them)."""
+    fig.tight_layout(rect=rect)
+    if footer:
+        fig.text(0.01, 0, textwrap.fill(footer, int(fig.get_figwidth() * 15)), ha="left", va="top", fontsize=7,
+                 gid="footer")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")      # "tight" grows the image to hold the footer and legends
+    _pyplot().close(fig)
+    return fig
+
+
+def legend_outside(ax, **kw) -> None:
+    """The legend right of the axes, where it cannot cover a bar or a line."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False, **kw)
+
+
+def bars(ax, x, values, width, label, missing: str = "no run", **kw):
+    """Bars; a NaN is a missing cell, drawn as a hatched slot saying ``missing`` (an empty slot
+    would read as zero)."""
+    values = np.asarray(values, dtype=float)
+    ax.bar(x, values, width, label=label, **kw)
+    for xi in np.asarray(x, dtype=float)[np.isnan(values)]:
+        ax.axvspan(xi - width / 2, xi + width / 2, fill=False, hatch="///", edgecolor="0.8", linewidth=0, zorder=0,
+                   gid="missing")
+        ax.text(xi, 0.02, missing, transform=ax.get_xaxis_transform(), rotation=90, ha="center", va="bottom",
+                fontsize=7, color="0.4", gid="missing")
+
+
+def line(ax, x, values, style="-", label=None, missing: str = "no run", **kw):
+    """A line with markers; a NaN point is an x on the x axis (one legend entry says what it
+    means), not a silent gap."""
+    values = np.asarray(values, dtype=float)
+    (drawn,) = ax.plot(list(x), values, style, marker="o", label=label, **kw)
+    gone = [xi for xi, v in zip(x, values) if np.isnan(v)]
+    if gone:
+        said = any(m.get_gid() == "missing" and m.get_label() == f"{missing} (x on the axis)" for m in ax.lines)
+        ax.plot(gone, [0] * len(gone), "x", color=drawn.get_color(), transform=ax.get_xaxis_transform(),
+                clip_on=False, gid="missing", label="_nolegend_" if said else f"{missing} (x on the axis)")
+    return drawn
+
+
+def note_single_point(ax, xs, what: str = "point") -> None:
+    """Say under the x label that the plot holds a single ``what`` (else a lone dot or bar is
+    unexplained); call it after ``set_xlabel``."""
+    xs = list(dict.fromkeys(xs))
+    if len(xs) == 1:
+        ax.set_xlabel(f"{ax.get_xlabel()}\n(a single {what}: {xs[0]})")
+        if isinstance(xs[0], (int, float)):
+            ax.set_xticks(xs)          # else the locator spreads fractional ticks around the lone point
+
+
 def plot_paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, table: str, column: str, path,
-                       title: str, rows=None, ylabel: str | None = None) -> None:
-    """Grouped bars, paper against ours, for one column of one table; missing runs are gaps."""
+                       title: str, rows=None, ylabel: str | None = None, xlabel: str = "row", footer: str = ""):
+    """Grouped bars, paper against ours, for one column of one table."""
     plt = _pyplot()
     p = paper[(paper["table"] == str(table)) & (paper["column"] == column)]
     o = ours[(ours["table"] == str(table)) & (ours["column"] == column)] if len(ours) else ours
@@ -173,19 +273,18 @@ def plot_paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, table: str, colu
     ov = dict(zip(o["row"], o["value"])) if len(o) else {}
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(rows) + 2), 3.6))
-    ax.bar(x - 0.2, [pv.get(r, np.nan) for r in rows], 0.4, label="paper")
-    ax.bar(x + 0.2, [ov.get(r, np.nan) for r in rows], 0.4, label="ours")
+    bars(ax, x - 0.2, [pv.get(r, np.nan) for r in rows], 0.4, "paper", missing="not in paper")
+    bars(ax, x + 0.2, [ov.get(r, np.nan) for r in rows], 0.4, "ours")
     ax.set_xticks(x, rows, rotation=30, ha="right")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel or f"{column} (%)")
     ax.set_title(title, fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    note_single_point(ax, rows, xlabel)
+    legend_outside(ax)
+    return save_figure(fig, path, footer)
 
 
-def plot_confusion(cm, classes, path, title: str) -> None:
+def plot_confusion(cm, classes, path, title: str, footer: str = ""):
     """Row-normalised confusion matrix heat map (seaborn)."""
     plt = _pyplot()
     import seaborn as sns
@@ -199,55 +298,57 @@ def plot_confusion(cm, classes, path, title: str) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save_figure(fig, path, footer)
 
 
-def plot_group_lines(series: dict, groups, path, title: str, ylabel: str = "accuracy (%)") -> None:
-    """One line per entry of ``series`` (name -> values per group), e.g. head/middle/tail."""
+def plot_group_lines(series: dict, groups, path, title: str, ylabel: str = "accuracy (%)", xlabel: str = "group",
+                     footer: str = ""):
+    """One line per entry of ``series`` (name -> values per group, NaN where missing), e.g. a
+    sweep; paper series dashed."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    groups = list(groups)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for name, values in series.items():
-        style = "--" if name.startswith("paper") else "-"
-        ax.plot(list(groups), values, style, marker="o", label=name)
+        paper = name.startswith("paper")
+        line(ax, groups, values, "--" if paper else "-", name, missing="not in paper" if paper else "no run")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    note_single_point(ax, groups, "sweep point")
+    legend_outside(ax)
+    return save_figure(fig, path, footer)
 
 
-def plot_curves(records: dict, path, title: str) -> None:
+def plot_curves(records: dict, path, title: str, footer: str = ""):
     """Training curves of a study's headline runs (label -> record): training loss, and the
     validation accuracy where a run validated, per epoch (from the record's history)."""
     plt = _pyplot()
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 3.8))
-    validated = False
+    validated, epochs_seen = False, []
     for label, rec in records.items():
         history = rec.get("history") or []
         epochs = [h["epoch"] for h in history]
+        epochs_seen += epochs
         loss_ax.plot(epochs, [h["train_loss"] for h in history], marker=".", label=label)
         val = [(h["epoch"], 100 * h["val_accuracy"]) for h in history if "val_accuracy" in h]
         if val:
             validated = True
             acc_ax.plot(*zip(*val), marker=".", label=label)
     from matplotlib.ticker import MaxNLocator
-    for ax in (loss_ax, acc_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
     acc_ax.set(xlabel="epoch", ylabel="validation top-1 (%)", title="validation accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        note_single_point(ax, epochs_seen, "epoch")
+    if not records:
+        loss_ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=loss_ax.transAxes, gid="missing")
     if not validated:
         acc_ax.text(0.5, 0.5, "these runs do not validate per epoch\n(final test results are in the tables)",
                     ha="center", va="center", transform=acc_ax.transAxes, fontsize=8)
     handles, labels = loss_ax.get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7)
+        # anchored in figure coordinates: a tight save moves fig.bbox, the default anchor, onto the footer
+        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0), bbox_transform=fig.transFigure,
+                   ncol=min(4, len(labels)), fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save_figure(fig, path, footer, rect=(0, 0.06 + 0.04 * ((len(labels) - 1) // 4), 1, 1))

@@ -14,8 +14,9 @@ import pandas as pd
 from common.config import load_config, preset_names
 from common.engine import read_records
 from common.models import build_model
-from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
-                           ours_frame, plot_curves, report_parser, seed_roots, write_table)
+from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
+                           legend_outside, load_paper_numbers, note_single_point, ours_frame, plot_curves,
+                           report_parser, save_figure, seed_roots, write_table)
 
 from .grid import BASE, ENSEMBLES, LEARNED, grid_plan, hp_tag
 
@@ -85,8 +86,8 @@ def params_millions(models) -> dict:
     return {m: sum(p.numel() for p in build_model(m, 50).parameters()) / 1e6 for m in models}
 
 
-def staircase(paper, ours, path, note):
-    """Baseline vs stacking / WL per imbalance ratio, paper and ours (a missing run is a gap)."""
+def staircase(paper, ours, path, footer):
+    """Baseline vs stacking / WL per imbalance ratio, paper and ours."""
     plt = _pyplot()
     ratios = DATASETS[1:]
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -97,47 +98,49 @@ def staircase(paper, ours, path, note):
                                                  ("ours stacking / WL", ours, "stacking_wl"))):
         sub = frame[(frame["table"] == "results") & (frame["column"] == column)] if len(frame) else frame
         vals = dict(zip(sub.get("row", []), sub.get("value", [])))
-        ax.bar(x + (i - 1.5) * 0.2, [vals.get(r, np.nan) for r in ratios], 0.2, label=source)
-    ax.set_xticks(x, [f"imbalance {r}" for r in ratios])
+        bars(ax, x + (i - 1.5) * 0.2, [vals.get(r, np.nan) for r in ratios], 0.2, source,
+             missing="no run" if source.startswith("ours") else "not in seed")
+    ax.set_xticks(x, ratios)
+    ax.set_xlabel("imbalance ratio (dataset)")
     ax.set_ylabel("test top-1 (%)")
-    ax.set_title(f"Baseline vs stacking / WL\n{note}", fontsize=8)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_title("Baseline vs stacking / WL", fontsize=9)
+    legend_outside(ax)
+    return save_figure(fig, path, footer)
 
 
-def loss_curves(records: dict, ds: str, path, note):
+def loss_curves(records: dict, ds: str, path, footer):
     """Fig 4: training loss per epoch of the weighting schemes, side by side."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    epochs = []
     for name, rec in runs_of(records, ds, "efficientnet_b0__wl_").items():
         hist = rec["history"]
+        epochs += [h["epoch"] for h in hist]
         ax.plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], marker="o", label=name.split("__")[1])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (weighted)")
-    ax.set_title(f"Fig 4: weighted-loss schemes, imbalance {ds}\n{note}", fontsize=8)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_title(f"Fig 4: weighted-loss schemes, imbalance {ds}", fontsize=9)
+    note_single_point(ax, epochs, "epoch")
+    legend_outside(ax)
+    return save_figure(fig, path, footer)
 
 
-def histograms(original, bag, path, threshold, note):
+def histograms(original, bag, path, threshold, footer):
     """Figs 5 / 6: images per class of the long-tailed set and of one bag."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
     for ax, counts, title in ((axes[0], original, "training set"), (axes[1], bag, "bag 0 (one learner)")):
         ax.bar(np.arange(len(counts)), counts)
         ax.axhline(threshold, color="red", linestyle=":", label=f"threshold {threshold}")
-        ax.set_xlabel("class")
+        ax.set(xlabel="class (head to tail)", ylabel="training images")
         ax.set_title(title, fontsize=8)
-    axes[0].set_ylabel("training images")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"Figs 5 / 6: balanced bagging\n{note}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        ax.yaxis.set_tick_params(labelleft=True)
+    legend_outside(axes[1])
+    fig.suptitle("Figs 5 / 6: balanced bagging", fontsize=9)
+    return save_figure(fig, path, footer)
 
 
 def main(argv=None):
@@ -159,8 +162,8 @@ def main(argv=None):
     if args.preset == "cpu_proxy":
         notes.append("PROXY: reconstructed CIFAR-10 (10 classes), random init, 32 px -- it checks the seed's "
                      "orderings, not its numbers")
-    short = f"preset {args.preset}" + ("" if args.preset == "paper" else ", REDUCED BUDGET") + \
-        (": PROXY on reconstructed CIFAR-10, random init, 32 px" if args.preset == "cpu_proxy" else "")
+    footer = figure_footer(args.preset, [r for recs, _ in per_seed for r in recs.values()], "seed 002",
+                           "PROXY: random init, 32 px." if args.preset == "cpu_proxy" else "")
 
     write_table(comparison_table(paper, ours, "results", DATASETS + ["average_improvement"], COLUMNS),
                 out / "results", f"Seed 002 results table: test top-1 (%) [{args.preset}]",
@@ -206,19 +209,19 @@ def main(argv=None):
     table.index.name = "model"
     write_table(table, out / "parameters", "Parameter counts: the ensembles against resnet50d",
                 ["counted from the models as built here (timm / torchvision), 50-way classifiers"])
-    staircase(paper, ours, out / "staircase.png", short)
+    staircase(paper, ours, out / "staircase.png", footer)
     for ds in chosen:
         if runs_of(records, ds, "efficientnet_b0__wl_"):
-            loss_curves(records, ds, out / f"fig4_weighted_loss_{ds}.png", short)
+            loss_curves(records, ds, out / f"fig4_weighted_loss_{ds}.png", footer)
         bag = next((r for n, r in runs_of(records, ds, "efficientnet_b0__bag0_").items()), None)
         if bag is not None:
             histograms(bag["group_counts"], bag["train_counts"], out / f"fig5_6_bagging_{ds}.png",
-                       grid_plan(args.preset).bag_threshold, short)
+                       grid_plan(args.preset).bag_threshold, footer)
     for ds, hp in chosen.items():
         tag = hp_tag(hp["batch_size"], hp["lr"])
         members = {f"{m} {v}": records.get(f"{ds}/{m}__{v}__{tag}") for v in ("ce", "wl_ins") for m in grid_plan(args.preset).stack}
         plot_curves({k: r for k, r in members.items() if r}, out / f"curves_{ds}.png",
-                    f"Training curves of the stacking members, dataset {ds} (CE and INS-weighted)\n{short}")
+                    f"Training curves of the stacking members, dataset {ds} (CE and INS-weighted)", footer)
     print(f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs to {out}")
 
 

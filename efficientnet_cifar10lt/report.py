@@ -12,9 +12,9 @@ import pandas as pd
 
 from common.config import load_config, preset_names
 from common.engine import read_records
-from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
-                           ours_frame, plot_confusion, plot_curves, report_parser, seed_roots, table_labels,
-                           write_table)
+from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
+                           legend_outside, load_paper_numbers, note_single_point, ours_frame, plot_confusion,
+                           plot_curves, report_parser, save_figure, seed_roots, table_labels, write_table)
 
 from .grid import CONFIGS, IN_SEED, ROW_LABELS
 
@@ -48,39 +48,36 @@ def per_class_table(rec: dict) -> pd.DataFrame:
     return df
 
 
-def recall_figure(records: dict, path: Path, title: str, note: str) -> None:
+def recall_figure(records: dict, path: Path, title: str, footer: str):
     """Per-class recall, head to tail, baseline vs reweight vs decoupled modified CE; a row
-    without a run is absent from the legend, never drawn as zero."""
+    without a run is a hatched "no run" slot in every class, never drawn as zero."""
     plt = _pyplot()
-    present = [r for r in RECALL_ROWS if r in records]
     classes = next(iter(records.values()))["classes"] if records else []
     fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / max(len(present), 1)
-    for i, name in enumerate(present):
-        recall = 100 * np.asarray(records[name]["metrics"]["test"]["recall"])
-        ax.bar(np.arange(len(classes)) + i * width, recall, width, label=ROW_LABELS[name])
+    width = 0.8 / len(RECALL_ROWS)
+    for i, name in enumerate(RECALL_ROWS):
+        recall = 100 * np.asarray(records[name]["metrics"]["test"]["recall"]) if name in records \
+            else np.full(len(classes), np.nan)
+        bars(ax, np.arange(len(classes)) + i * width, recall, width, ROW_LABELS[name], color=f"C{i}")
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes, rotation=30, ha="right")
     ax.set_xlabel("class, most to fewest training images")
     ax.set_ylabel("recall (%)")
     ax.set_ylim(0, 105)
-    ax.set_title(f"{title}\n{note}", fontsize=8)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_title(title, fontsize=9)
+    legend_outside(ax)
+    return save_figure(fig, path, footer)
 
 
-def tau_figure(record: dict, path: Path, note: str) -> None:
+def tau_figure(record: dict, path: Path, footer: str):
     plt = _pyplot()
-    sweep = record["tau_sweep"]
+    taus, accs = [float(t) for t in record["tau_sweep"]], [100 * a for a in record["tau_sweep"].values()]
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot([float(t) for t in sweep], [100 * a for a in sweep.values()], marker="o")
+    ax.plot(taus, accs, marker="o")
     ax.set_xlabel("tau")
     ax.set_ylabel("test top-1 (%)")
-    ax.set_title(f"tau-normalisation of stage 1's classifier\n{note}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.set_title("tau-normalisation of stage 1's classifier", fontsize=9)
+    note_single_point(ax, taus, "sweep point")
+    return save_figure(fig, path, footer)
 
 
 def main(argv=None):
@@ -97,8 +94,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     labels = table_labels(ours)
     notes = budget_notes(args.preset, labels, "seed 000")
-    short = f"preset {args.preset}" + ("" if args.preset == "paper" else ", REDUCED BUDGET") + \
-            (f"; {records[next(iter(records))]['data']}" if records else "; no runs")
+    footer = figure_footer(args.preset, [r for seed in by_seed for r in seed.values()], "seed 000")
 
     df = comparison_table(paper, ours, "comparison", list(ROW_LABELS), COLUMNS)
     df.index = [_label(r) for r in df.index]
@@ -120,13 +116,13 @@ def main(argv=None):
                     f"{_label(name)}: per-class precision / recall / F1 (%) [{args.preset}]",
                     budget_notes(args.preset, [budget_label(rec)], "seed 000"))
         plot_confusion(rec["metrics"]["test"]["confusion_matrix"], rec["classes"], out / f"confusion_{name}.png",
-                       f"{RECALL_ROWS.get(name, _label(name))}: row-normalised confusion matrix\n{short}")
+                       f"{RECALL_ROWS.get(name, _label(name))}: row-normalised confusion matrix", footer)
     recall_figure(records, out / "recall_per_class.png",
-                  "Per-class recall, baseline vs reweight vs decoupled modified CE", short)
+                  "Per-class recall, baseline vs reweight vs decoupled modified CE", footer)
     if "tau_norm_oracle" in records:
-        tau_figure(records["tau_norm_oracle"], out / "tau_sweep.png", short)
+        tau_figure(records["tau_norm_oracle"], out / "tau_sweep.png", footer)
     plot_curves({ROW_LABELS[n]: records[n] for n in ("baseline", "reweight", "stage1", "decoupled_wce") if n in records},
-                out / "curves.png", f"Training curves of the headline rows\n{short}")
+                out / "curves.png", "Training curves of the headline rows", footer)
     print(f"wrote the comparison, summary, per-class tables and figures from {len(records)} runs to {out}")
 
 

@@ -11,9 +11,9 @@ import pandas as pd
 
 from common.config import load_config, preset_names
 from common.engine import read_records
-from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers, ours_frame,
-                           plot_curves, plot_group_lines, plot_paper_vs_ours, report_parser, seed_roots, table_labels,
-                           write_table)
+from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
+                           load_paper_numbers, ours_frame, plot_curves, plot_group_lines, plot_paper_vs_ours,
+                           report_parser, seed_roots, table_labels, write_table)
 
 from .grid import CONFIGS, DATASETS, INV_TAUS, RATIOS, runs
 
@@ -59,6 +59,10 @@ def main(argv=None):
     records = {(f"{name}/" if len(by_seed) > 1 else "") + Path(rec["run_dir"]).name: rec
                for name, recs in by_seed.items() for rec in recs}
     out = RESULTS / args.preset
+
+    def footer(ds):      # the budget and data of the runs behind a figure of dataset ``ds``
+        return figure_footer(args.preset, [r for r in records.values() if Path(r["run_dir"]).name.startswith(ds)])
+
     for table, title in TITLES.items():
         rows = ["ce", "ours"] if table == "2" else None
         df = comparison_table(paper, ours, table, rows)
@@ -88,7 +92,8 @@ def main(argv=None):
                 plot_group_lines({f"ours {ds} top-1": wide[col].tolist(),
                                   f"ours {ds} ECE": wide.get(f"{ds}_100_ece", wide[col] * float("nan")).tolist()},
                                  [r.split("_")[1] for r in wide.index], out / f"figure_6_{ds}.png",
-                                 f"mixup alpha sweep, {ds}-LT rho 100 ({args.preset})", "%")
+                                 f"mixup alpha sweep, {ds}-LT rho 100 ({args.preset})", "%", "mixup alpha",
+                                 footer(f"{ds}_"))
 
     for ds in DATASETS:
         cols = [f"{ds}_{r}" for r in RATIOS]
@@ -100,13 +105,14 @@ def main(argv=None):
                 frame["row"], frame["column"] = frame["column"], frame["row"]
         plot_paper_vs_ours(sub_p, sub_o, "2", "ours", out / f"table_2_{ds}_accuracy.png",
                            f"{ds}-LT top-1 by imbalance ratio: paper vs ours ({args.preset})", cols,
-                           "top-1 accuracy (%)")
+                           "top-1 accuracy (%)", "dataset_imbalance ratio", footer(f"{ds}_"))
         # ECE of the main run per ratio: Table 7's 1/tau = 1 column
         ece_p = paper[(paper["table"] == "7") & (paper["column"] == "ece_invtau_1") & paper["row"].isin(cols)]
         ece_o = (ours[(ours["table"] == "7") & (ours["column"] == "ece_invtau_1") & ours["row"].isin(cols)]
                  if len(ours) else ours)
         plot_paper_vs_ours(ece_p, ece_o, "7", "ece_invtau_1", out / f"ece_{ds}.png",
-                           f"{ds}-LT ECE of the full method by imbalance ratio ({args.preset})", cols, "ECE (%)")
+                           f"{ds}-LT ECE of the full method by imbalance ratio ({args.preset})", cols, "ECE (%)",
+                           "dataset_imbalance ratio", footer(f"{ds}_"))
         for metric in ("acc", "ece"):
             series = {}
             for source, frame in (("paper", paper), ("ours", ours)):
@@ -116,12 +122,13 @@ def main(argv=None):
                 vals = {c: v for c, v in zip(t7["column"], t7["value"])}
                 series[f"{source} {ds} rho 100"] = [vals.get(f"{metric}_invtau_{x}", float("nan")) for x in (1, *INV_TAUS)]
             plot_group_lines(series, [str(x) for x in (1, *INV_TAUS)], out / f"table_7_{ds}_{metric}.png",
-                             f"1/tau sweep, {ds}-LT rho 100, {metric} ({args.preset})", f"{metric} (%)")
+                             f"1/tau sweep, {ds}-LT rho 100, {metric} ({args.preset})", f"{metric} (%)", "1/tau",
+                             footer(f"{ds}_"))
     first = next(iter(by_seed.values()))
     headline = {Path(r["run_dir"]).name: r for r in first if Path(r["run_dir"]).name.endswith(("_r100__ours", "_r100__ce"))}
     plot_curves(dict(sorted(headline.items())), out / "curves.png",
-                f"Training curves at imbalance 100: full method vs CE ({args.preset}"
-                f"{'' if args.preset == 'paper' else ', REDUCED BUDGET'}; first seed)")
+                f"Training curves at imbalance 100: full method vs CE ({args.preset}; first seed)",
+                figure_footer(args.preset, headline.values()))
     print(f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs to {out}")
 
 

@@ -1,6 +1,8 @@
+import numpy as np
 import pandas as pd
 
-from common.report import DASH, comparison_table, ours_frame, plot_paper_vs_ours, write_table
+from common.report import (DASH, combine_seeds, comparison_table, figure_footer, narrow_layout, ours_frame,
+                           plot_confusion, plot_curves, plot_group_lines, plot_paper_vs_ours, write_table)
 
 
 def _paper():
@@ -9,15 +11,19 @@ def _paper():
                          "source": ["fake test table"] * 4})
 
 
+def _cell(row, value, column="all"):
+    return {"table": "1", "row": row, "column": column, "value": value, "label": "smoke"}
+
+
 def test_comparison_table_paper_ours_diff_and_dashes(tmp_path):
-    ours = ours_frame([{"table": "1", "row": "ce", "column": "all", "value": 48.5, "label": "smoke"}])
+    ours = ours_frame([_cell("ce", 48.5)])
     df = comparison_table(_paper(), ours, "1")
     assert df.loc["ce", ("all", "paper")] == "50.00" and df.loc["ce", ("all", "ours")] == "48.50"
     assert df.loc["ce", ("all", "diff")] == "-1.50"
     assert df.loc["bs", ("all", "ours")] == DASH and df.loc["bs", ("all", "diff")] == DASH
     write_table(df, tmp_path / "t1", "Table 1", ["fake numbers, test only"])
     md = (tmp_path / "t1.md").read_text()
-    assert "| row | all paper | all ours | all diff |" in md and DASH in md
+    assert "| row | all paper | all ours | all diff |" in md and DASH in md     # narrow enough: one table
     assert (tmp_path / "t1.csv").exists()
     plot_paper_vs_ours(_paper(), ours, "1", "all", tmp_path / "t1.png", "fake")
     assert (tmp_path / "t1.png").stat().st_size > 0
@@ -29,3 +35,77 @@ def test_table_stems_may_hold_a_dot(tmp_path):
     for ds in ("0.1", "0.02"):
         write_table(df, tmp_path / f"sweep_{ds}", "t")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep_0.02.csv", "sweep_0.02.md", "sweep_0.1.csv", "sweep_0.1.md"]
+
+
+def _wide_paper(n_columns=5):
+    cols = [f"c{i}" for i in range(n_columns)]
+    return pd.DataFrame({"table": "w", "row": ["ce"] * n_columns + ["bs"] * n_columns, "column": cols * 2,
+                         "value": [40.0 + i for i in range(2 * n_columns)], "source": "fake"})
+
+
+def test_a_wide_comparison_is_written_as_two_narrow_tables(tmp_path):
+    ours = ours_frame([{"table": "w", "row": "ce", "column": "c0", "value": 41.3, "label": "smoke"}])
+    df = comparison_table(_wide_paper(), ours, "w")
+    assert len(df.columns) == 15                                  # 5 columns x paper / ours / diff
+    write_table(df, tmp_path / "w", "Wide", ["fake"])
+    md = (tmp_path / "w.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert rows and max(line.count("|") - 1 for line in rows) == 6      # row label + 5 columns, never 16
+    ours_part, paper_part = md.split("## Paper")
+    assert "| ce | 41.30 (+1.30) | – |" in ours_part and "40.00" not in ours_part
+    assert "| ce | 40.00 | 41.00 | 42.00 | 43.00 | 44.00 |" in paper_part
+    csv = pd.read_csv(tmp_path / "w.csv", index_col=0)                   # the CSV keeps every column
+    assert list(csv.columns)[:3] == ["c0_paper", "c0_ours", "c0_diff"] and len(csv.columns) == 15
+    assert csv.loc["ce", "c0_diff"] == "+1.30"
+
+
+def test_narrow_layout_with_seeds_keeps_the_spread_and_count():
+    seeds = [ours_frame([{"table": "w", "row": "ce", "column": "c0", "value": v, "label": "smoke"}]) for v in (41, 43)]
+    ours, paper = narrow_layout(comparison_table(_wide_paper(), combine_seeds(seeds), "w"))
+    assert ours.loc["ce", "c0"] == "42.00 ± 1.41 (+2.00, n=2)" and ours.loc["bs", "c0"] == DASH
+    assert paper.loc["bs", "c4"] == "49.00"
+
+
+def _texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_a_missing_bar_differs_from_a_zero_bar(tmp_path):
+    missing = plot_paper_vs_ours(_paper(), ours_frame([_cell("ce", 48.5)]), "1", "all", tmp_path / "a.png", "t")
+    zero = plot_paper_vs_ours(_paper(), ours_frame([_cell("ce", 48.5), _cell("bs", 0.0)]), "1", "all",
+                              tmp_path / "b.png", "t")
+    assert "no run" in _texts(missing) and "no run" not in _texts(zero)
+    hatched = [p for p in missing.axes[0].patches if p.get_gid() == "missing"]
+    assert len(hatched) == 1 and not [p for p in zero.axes[0].patches if p.get_gid() == "missing"]
+
+
+def test_a_missing_point_is_marked_on_a_line(tmp_path):
+    gone = plot_group_lines({"ours": [1.0, np.nan, 3.0]}, ["a", "b", "c"], tmp_path / "a.png", "t")
+    zero = plot_group_lines({"ours": [1.0, 0.0, 3.0]}, ["a", "b", "c"], tmp_path / "b.png", "t")
+    marks = [m for m in gone.axes[0].lines if m.get_gid() == "missing"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == ["b"]
+    assert not [m for m in zero.axes[0].lines if m.get_gid() == "missing"]
+
+
+def test_every_plot_carries_the_budget_footer(tmp_path):
+    footer = figure_footer("smoke", [{"data": "synthetic cifar10 (not real images)"}, {"data": None}])
+    assert "REDUCED BUDGET" in footer and "synthetic cifar10" in footer
+    assert "REDUCED" not in figure_footer("paper", []) and "no runs" in figure_footer("paper", [])
+    record = {"history": [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.5}]}
+    figures = [plot_paper_vs_ours(_paper(), ours_frame([]), "1", "all", tmp_path / "a.png", "t", footer=footer),
+               plot_confusion([[3, 1], [0, 2]], ["x", "y"], tmp_path / "b.png", "t", footer=footer),
+               plot_group_lines({"ours": [1.0, 2.0]}, ["a", "b"], tmp_path / "c.png", "t", footer=footer),
+               plot_curves({"run": record}, tmp_path / "d.png", "t", footer=footer)]
+    for fig in figures:
+        texts = [t.get_text().replace("\n", " ") for t in fig.texts if t.get_gid() == "footer"]
+        assert texts == [footer], texts
+        assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes if ax.get_label() != "<colorbar>")
+
+
+def test_a_single_sweep_point_says_so(tmp_path):
+    one = plot_group_lines({"ours": [52.0]}, ["0.2"], tmp_path / "a.png", "t", xlabel="mixup alpha")
+    two = plot_group_lines({"ours": [52.0, 50.0]}, ["0.2", "0.4"], tmp_path / "b.png", "t", xlabel="mixup alpha")
+    assert "single sweep point: 0.2" in one.axes[0].get_xlabel()
+    assert two.axes[0].get_xlabel() == "mixup alpha"
+    curves = plot_curves({"run": {"history": [{"epoch": 1, "train_loss": 2.0}]}}, tmp_path / "c.png", "t")
+    assert "single epoch: 1" in curves.axes[0].get_xlabel()

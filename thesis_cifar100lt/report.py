@@ -11,9 +11,9 @@ import pandas as pd
 
 from common.config import load_config, preset_names
 from common.engine import read_records
-from common.report import (_pyplot, budget_label, budget_notes, combine_seeds, comparison_table, load_paper_numbers,
-                           ours_frame, plot_curves, plot_paper_vs_ours, report_parser, seed_roots, table_labels,
-                           write_table)
+from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
+                           legend_outside, line, load_paper_numbers, ours_frame, plot_curves, plot_paper_vs_ours,
+                           report_parser, save_figure, seed_roots, table_labels, write_table)
 
 from .grid import BASE_CONFIG, LOSSES
 
@@ -78,7 +78,7 @@ def derived_tables(frame: pd.DataFrame, label: str = "") -> pd.DataFrame:
     return ours_frame([{"table": t, "row": r, "column": c, "value": v, "label": label} for t, r, c, v in cells])
 
 
-def _summary_figure(paper, ours, table, rows, path, title):
+def _summary_figure(paper, ours, table, rows, path, title, footer):
     """Figures 4.1 / 4.6: mean +- std per category, one bar group per row, thesis and ours."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
@@ -89,18 +89,18 @@ def _summary_figure(paper, ours, table, rows, path, title):
         for i, row in enumerate(rows):
             means = [vals.get((row, f"{c}_mean"), np.nan) for c in COLUMNS]
             stds = [vals.get((row, f"{c}_std"), np.nan) for c in COLUMNS]
-            ax.bar(np.arange(len(COLUMNS)) + i * width, means, width, yerr=stds, capsize=2, label=row)
+            bars(ax, np.arange(len(COLUMNS)) + i * width, means, width, row,
+                 missing="no run" if source == "ours" else "not in thesis", yerr=stds, capsize=2,
+                 color=f"C{i}")
         ax.set_xticks(np.arange(len(COLUMNS)) + 0.4 - width / 2, COLUMNS)
-        ax.set_title(f"{source}", fontsize=9)
-    axes[0].set_ylabel("top-1 accuracy (%)")
-    axes[1].legend(fontsize=7)
+        ax.set(xlabel="test category", ylabel="top-1 accuracy (%)", title=source)
+        ax.yaxis.set_tick_params(labelleft=True)
+    legend_outside(axes[1])
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save_figure(fig, path, footer)
 
 
-def _loss_lines_figure(paper, ours, table, path, title):
+def _loss_lines_figure(paper, ours, table, path, title, footer):
     """Figures 4.2-4.5: accuracy per test category, one line per loss; thesis dashed, ours solid."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -109,14 +109,12 @@ def _loss_lines_figure(paper, ours, table, path, title):
         for source, frame, style in (("thesis", paper, "--"), ("ours", ours, "-")):
             sub = frame[(frame["table"] == table) & (frame["row"] == loss)] if len(frame) else frame
             vals = dict(zip(sub.get("column", []), sub.get("value", [])))
-            ax.plot(COLUMNS, [vals.get(c, np.nan) for c in COLUMNS], style, marker="o", color=colors[i % len(colors)],
-                    label=f"{loss} ({source})", alpha=0.8)
-    ax.set_ylabel("top-1 accuracy (%)")
+            line(ax, COLUMNS, [vals.get(c, np.nan) for c in COLUMNS], style, f"{loss} ({source})",
+                 missing="no run" if source == "ours" else "not in thesis", color=colors[i % len(colors)], alpha=0.8)
+    ax.set(xlabel="test category", ylabel="top-1 accuracy (%)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    legend_outside(ax, ncol=2)
+    return save_figure(fig, path, footer)
 
 
 def _notes(preset, labels, what):
@@ -126,16 +124,17 @@ def _notes(preset, labels, what):
 def main(argv=None):
     args = report_parser(__doc__, preset_names(BASE_CONFIG), RESULTS).parse_args(argv)
     paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    frames, n_records, first = [], 0, None
+    frames, every, first = [], [], None
     own_seed = load_config(BASE_CONFIG, args.preset).train.seed
     for root in seed_roots(args.results / "runs", args.preset, args.seeds, own_seed).values():
         records = read_records(root)
         first = records if first is None else first
-        n_records += len(records)
+        every += records
         per_run = ours_frame([cell for rec in records for cell in cells_from_record(rec)])
         frames.append(pd.concat([per_run, derived_tables(per_run, "\n".join(table_labels(per_run)))], ignore_index=True))
     ours = combine_seeds(frames)      # mean ± std over seeds (a derived cell: within each seed first)
     labels = table_labels(ours)
+    footer = figure_footer(args.preset, every, "the thesis")
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
 
@@ -147,7 +146,7 @@ def main(argv=None):
         write_table(df, out / stem, f"Table {table} ({args.preset} preset)", _notes(args.preset, tab_labels, what))
         plot_paper_vs_ours(paper, ours, table, "long_tailed", out / f"{stem}_long_tailed.png",
                            f"Table {table} long-tailed test: thesis vs ours ({args.preset})", LOSS_ROWS,
-                           "top-1 accuracy (%)")
+                           "top-1 accuracy (%)", "loss", footer)
 
     models = [PAPER_MODEL_KEY[m] for m in MODEL_ORDER]
     incomplete = " A dash where any of those runs is missing."
@@ -161,18 +160,18 @@ def main(argv=None):
                     _notes(args.preset, labels, what))
 
     _summary_figure(paper, ours, "4.10", SUMMARY_MODEL_ROWS, out / "figure_4_1.png",
-                    f"Figure 4.1: mean +- std over losses per model, CIFAR-100-LT ({args.preset})")
+                    f"Figure 4.1: mean +- std over losses per model, CIFAR-100-LT ({args.preset})", footer)
     for model, figure in FIGURE_OF_MODEL.items():
         _loss_lines_figure(paper, ours, TABLES[(model, "long_tailed")], out / f"figure_{figure.replace('.', '_')}.png",
-                           f"Figure {figure}: {model}, long-tailed training, per test category ({args.preset})")
+                           f"Figure {figure}: {model}, long-tailed training, per test category ({args.preset})",
+                           footer)
     _summary_figure(paper, ours, "4.11", SUMMARY_LOSS_ROWS, out / "figure_4_6.png",
-                    f"Figure 4.6: mean +- std over models per loss, CIFAR-100-LT ({args.preset})")
+                    f"Figure 4.6: mean +- std over models per loss, CIFAR-100-LT ({args.preset})", footer)
     headline = {Path(r["run_dir"]).name: r for r in first if r["config"]["data"]["train_set"] == "long_tailed"
                 and r["config"]["loss"]["name"] in ("ce", "bs")}
     plot_curves(dict(sorted(headline.items())), out / "curves.png",
-                f"Training curves, long-tailed training, CE and Balanced Softmax ({args.preset}"
-                f"{'' if args.preset == 'paper' else ', REDUCED BUDGET'}; first seed)")
-    print(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {n_records} runs to {out}")
+                f"Training curves, long-tailed training, CE and Balanced Softmax ({args.preset}; first seed)", footer)
+    print(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(every)} runs to {out}")
 
 
 if __name__ == "__main__":
