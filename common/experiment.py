@@ -30,8 +30,8 @@ from . import data as D
 from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record, load_config,
                      parse_overrides, validate_config)
 from .data.synthetic import is_synthetic
-from .engine import (CheckpointError, NonFiniteLossError, save_atomic, cached_features, default_device, feature_step,
-                     fit, load_checkpoint, make_step, now, predict, seed_everything, write_record)
+from .engine import (CheckpointError, NonFiniteLossError, save_atomic, cached_features, default_device, environment,
+                     feature_step, fit, load_checkpoint, make_step, now, predict, seed_everything, write_record)
 from .losses import build_loss
 from .methods import get_method
 from .metrics import evaluate_predictions
@@ -442,6 +442,7 @@ def evaluate_checkpoint(run_dir, checkpoint=None, data_root=None, device=None) -
     tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
     metrics, _ = evaluate_tests(model.to(device), tests, transforms_from_config(cfg)[1], cfg, ds["group_counts"])
     return {"config": config_record(cfg), "metrics": metrics, "checkpoint": str(checkpoint), "evaluated": now(),
+            "environment": environment(),
             "classes": ds["classes"], "train_counts": ds["train_counts"], "preset": cfg.preset,
             "epochs": cfg.train.epochs, "data": data_provenance(cfg.data.dataset, root)}
 

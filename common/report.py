@@ -79,7 +79,7 @@ def budget_label(record: dict) -> str:
     env = record.get("environment", {})
     return (f"preset={record.get('preset') or 'custom'}, epochs={record.get('epochs')}, "
             f"data={record.get('data')}, device={env.get('device_name', env.get('device'))}, "
-            f"date={str(record.get('finished', ''))[:10]}")
+            f"date={str(record.get('finished') or record.get('evaluated', ''))[:10]}")
 
 
 def table_labels(ours: pd.DataFrame, table: str | None = None) -> list[str]:

@@ -212,13 +212,13 @@ def per_class_summary(record: dict) -> str:
 
 def save_confusion(record: dict, folder: Path, title: str) -> list[Path]:
     """``confusion_<test set>.png`` (row-normalised) in ``folder`` for each test set."""
-    from .report import plot_confusion
+    from .report import budget_label, plot_confusion
 
     paths = []
     for name, m in record["metrics"].items():
         path = Path(folder) / f"confusion_{name}.png"
         plot_confusion(m["confusion_matrix"], record["classes"], path,
-                       f"{title}: {name} set (top-1 {100 * m['accuracy']:.2f}%)\n{record.get('data', '')}")
+                       f"{title}: {name} set (top-1 {100 * m['accuracy']:.2f}%)", footer=budget_label(record))
         paths.append(path)
     return paths
 
