@@ -1,6 +1,8 @@
 """What every study grid shares: seeds (a results root per seed, tables with mean ± std and n,
-indices hashes), --only patterns, plans without data."""
+indices hashes), --only patterns, plans without data (every run_all.sh plans before its data step)."""
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,3 +78,11 @@ def test_sla_plan_needs_no_data(capsys):
     sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ours", "--data", "/nonexistent"])
     out = capsys.readouterr().out
     assert "cifar10_r100__ours" in out and "200 epochs x 12406 images" in out and "total ~" in out
+
+
+@pytest.mark.parametrize("study", ["thesis_cifar100lt", "sla_multiexpert", "ee443_stacking", "efficientnet_cifar10lt"])
+def test_run_all_plans_before_any_data_step(study):
+    text = (Path(__file__).resolve().parents[1] / study / "run_all.sh").read_text()
+    plan = re.search(r'^if \[ -n "\$\{PLAN:-\}" \]; then.*?^fi$', text, flags=re.M | re.S)
+    assert plan and "--plan" in plan.group() and "--data" not in plan.group()
+    assert plan.end() < re.search(r"^DATA=", text, flags=re.M).start()

@@ -1,6 +1,10 @@
 """Seed 001 (thesis): the grid, the offline check, the plan, and the tables from fake records."""
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +12,8 @@ import torch
 from common.models import PretrainedWeightsUnavailable, build_model
 from thesis_cifar100lt import grid as thesis_grid
 from thesis_cifar100lt import report as thesis_report
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_grid_has_56_distinct_runs():
@@ -97,6 +103,24 @@ def test_show_config_prints_each_resolved_run_config(capsys):
     runs = dict(thesis_grid.grid(["resnet50"], ["bs"], ["balanced"]))
     expected = thesis_grid.config("paper", runs["resnet50__bs__balanced"]).model_dump(mode="json")
     assert yaml.safe_load(printed[1].split("\n", 1)[1]) == expected
+
+
+def test_plan_runs_without_data_at_a_small_probe_batch(tmp_path):
+    """PLAN=1 of run_all.sh: no data step, no --data; a 224-px probe at batch 2 (bounded memory),
+    hours per run and in total."""
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    env = {**os.environ, "PLAN": "1", "PRESET": "paper", "MODELS": "mobilenet_v2", "LOSSES": "ce",
+           "TRAIN_SETS": "long_tailed", "LTREPRO_DATA": str(empty), "PYTHON": sys.executable,
+           "CUDA_VISIBLE_DEVICES": ""}                  # the CPU probe, also on a machine with a GPU
+    done = subprocess.run(["bash", str(REPO / "thesis_cifar100lt" / "run_all.sh")], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "probe mobilenet_v2 at 224 px, batch 2 / eval 2 (the runs: 128 / 500)" in out
+    assert re.search(r"mobilenet_v2__ce__long_tailed +90 epochs ~ *[\d.]+ h", out)
+    assert re.search(r"^total ~[\d.]+ h on cpu", out, flags=re.M)
+    assert not list(empty.iterdir())
 
 
 def test_plan_lists_runs_with_estimate(capsys):
