@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import ConfigError, load_config, parse_overrides, preset_names
+from common.config import load_config, parse_overrides, preset_names
 from common.data import longtail_counts
 from common.engine import default_device
 from common.experiment import RUN_ERRORS
@@ -97,15 +97,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         names = select([r.name for r in ROWS] + list(TAU_ROWS), args.only, "row")
-    except ConfigError as err:
-        parser.error(str(err))
-    rows = [r for r in ROWS if r.name in names]
-    if args.list:
-        print("\n".join(names))
-        return
-    if args.set and args.out == parser.get_default("out"):
-        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
-    try:
+        rows = [r for r in ROWS if r.name in names]
+        if args.list:
+            print("\n".join(names))
+            return
+        if args.set and args.out == parser.get_default("out"):
+            parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
         cli = parse_overrides(args.set)
         if args.plan:
             plan(args.preset, rows, default_device(), cli)

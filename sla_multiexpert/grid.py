@@ -141,7 +141,7 @@ def main(argv=None):
     try:
         names = select([r.name for r in runs(args.preset)], args.only)
     except ConfigError as err:
-        parser.error(f"{err} in preset {args.preset}")
+        sys.exit(f"error: {err} in preset {args.preset}")
     todo = [r for r in runs(args.preset) if r.name in names]
     if args.list:
         print("\n".join(r.name for r in todo))

@@ -64,14 +64,11 @@ def test_grid_with_two_seeds_then_report(tiny_root, tmp_path, monkeypatch):
     assert table.loc["ce", "cifar10_100_ours"] == f"{accs[1]:.2f}"
 
 
-def test_only_patterns_select_and_a_typo_fails(capsys):
+def test_only_patterns_select(capsys):      # a typo: tests/test_misuse.py
     sla_grid.main(["--preset", "smoke", "--list", "--only", "cifar10_r100__*", "cifar100_r200__ce"])
     listed = capsys.readouterr().out.split()
     assert "cifar10_r100__ours" in listed and "cifar100_r200__ce" in listed
     assert all(n.startswith("cifar10_r100__") or n == "cifar100_r200__ce" for n in listed)
-    with pytest.raises(SystemExit) as stop:
-        sla_grid.main(["--preset", "smoke", "--list", "--only", "cifar10_r100__ce", "typo*"])
-    assert stop.value.code == 2 and "'typo*'" in capsys.readouterr().err
 
 
 def test_sla_plan_needs_no_data(capsys):

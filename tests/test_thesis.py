@@ -177,19 +177,3 @@ def test_tables_from_fake_records(tmp_path):
     for fig in ("4_1", "4_2", "4_3", "4_4", "4_5", "4_6"):
         assert (out / f"figure_{fig}.png").stat().st_size > 0
     assert "FAKE test record" in (out / "table_4_2.md").read_text()
-
-
-def test_fetch_weights_help_downloads_nothing_and_offline_is_one_line(monkeypatch, capsys):
-    from common.models import PretrainedWeightsUnavailable
-    from thesis_cifar100lt import fetch_weights
-
-    def offline(*args, **kwargs):
-        raise PretrainedWeightsUnavailable("could not get pretrained weights for resnet50\ncache: ...")
-
-    monkeypatch.setattr(fetch_weights, "build_model", offline)
-    with pytest.raises(SystemExit) as stop:
-        fetch_weights.main(["--help"])
-    assert stop.value.code == 0 and "--models" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as stop:
-        fetch_weights.main(["--models", "resnet50"])
-    assert str(stop.value).count("\n") == 0 and "resnet50" in str(stop.value) and "network" in str(stop.value)
