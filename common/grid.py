@@ -4,7 +4,8 @@ process is training and come back to them at the end.
 Several invocations of one grid on one results folder (processes, or machines on a shared
 file system) share the work through the runs' claims (:func:`common.experiment.claim`): each
 run is trained once, and a run whose process died is taken over by whoever waits on it.
-``probe_throughput`` times a config's training step and evaluation, for run plans.
+``probe_throughput`` times a config's training step and evaluation, for run plans (on a CPU at
+small batches: bounded memory).
 """
 from __future__ import annotations
 
@@ -159,9 +160,26 @@ def run_jobs(jobs: list[Job], data_root, *, progress: bool = True, rerun_stale: 
     return records
 
 
+def probe_batches(tcfg, device) -> tuple[int, int]:
+    """(train, eval) batch sizes of a plan's probe: the config's on a GPU (where the runs train
+    with them); on a CPU at most two 224-px images' worth of pixels and 16 images, so that a
+    probe of ConvNeXt-Base (a training step with Adam) stays near 3 GB."""
+    if device.type == "cuda":
+        return tcfg.batch_size, tcfg.eval_batch_size
+    cap = max(1, min(16, 2 * 224 ** 2 // (tcfg.size or 32) ** 2))
+    return min(tcfg.batch_size, cap), min(tcfg.eval_batch_size, cap)
+
+
+def probe_text(tcfg, device) -> str:
+    """What a plan's probe line says of its batches, e.g. ``batch 2 / eval 2 (the runs: 128 / 500)``."""
+    train_bs, eval_bs = probe_batches(tcfg, device)
+    return f"batch {train_bs} / eval {eval_bs} (the runs: {tcfg.batch_size} / {tcfg.eval_batch_size})"
+
+
 def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
     """(train, eval) images/s of a few steps of ``cfg``'s plain training step and of its
-    evaluation, on random CIFAR-sized images (for run plans: a figure, never a test limit)."""
+    evaluation, on random CIFAR-sized images, at :func:`probe_batches` (for run plans: a figure,
+    never a test limit)."""
     tcfg = cfg.train
     seed_everything(tcfg.seed, tcfg.deterministic)  # cuDNN settings as in the run
     use_channels_last(model, tcfg)
@@ -169,18 +187,18 @@ def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
     num_classes = num_classes_of(cfg.data)
     step = make_step(loss_from_config(cfg, [1] * num_classes).to(device), augment(tcfg.augment), tcfg.mixup_alpha)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    eval_bs = tcfg.eval_batch_size
-    x = torch.randint(0, 256, (max(tcfg.batch_size, eval_bs), 3, 32, 32), dtype=torch.uint8, device=device)
-    y = torch.randint(0, num_classes, (tcfg.batch_size,), device=device)
+    train_bs, eval_bs = probe_batches(tcfg, device)
+    x = torch.randint(0, 256, (max(train_bs, eval_bs), 3, 32, 32), dtype=torch.uint8, device=device)
+    y = torch.randint(0, num_classes, (train_bs,), device=device)
 
     def train_step():
         with autocast(device, tcfg.amp):
-            loss = step(model, x[:tcfg.batch_size], y, None, 0)
+            loss = step(model, x[:train_bs], y, None, 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     model.train()
-    train_ips = tcfg.batch_size / seconds_per_call(train_step, device, steps)
+    train_ips = train_bs / seconds_per_call(train_step, device, steps)
     eval_s = seconds_per_call(lambda: predict(model, x[:eval_bs], test_tf, eval_bs, tcfg.amp), device, 1)
     return train_ips, eval_bs / eval_s

@@ -27,8 +27,8 @@ from common.derived import average_ensemble, stacked_ensemble
 from common.data.cifar import LAYOUTS, default_data_root
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, build_datasets, num_classes_of, planned_training_indices
-from common.grid import (Job, add_grid_arguments, add_selection_arguments, matching, preflight_weights, probe_throughput,
-                         run_jobs, seed_plan, select)
+from common.grid import (Job, add_grid_arguments, add_selection_arguments, matching, preflight_weights, probe_text,
+                         probe_throughput, run_jobs, seed_plan, select)
 from common.losses.weights import SCHEMES
 from common.models import MODELS, build_model
 
@@ -162,7 +162,7 @@ def all_uses(preset, out, plan: GridPlan, cli) -> list[tuple[str, Job]]:
 
 def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
     """Every training the grid needs with a time estimate from a short probe of each model on
-    ``device`` (batch of at most 16: bounded memory); sizes from the split's definition, no data."""
+    ``device`` (on a CPU at a small batch: bounded memory); sizes from the split's definition, no data."""
     uses = all_uses(preset, out, plan, cli)
     unique = {j.name: j for _, j in uses}
     print(f"plan: preset {preset}, device {device}, sizes of the official data files: {len(unique)} trainings with "
@@ -174,19 +174,17 @@ def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
         cfg = j.config
         key = (cfg.model.name, cfg.train.size)
         if key not in probes:
-            small = cfg.model_copy(update={"train": cfg.train.model_copy(
-                update={"batch_size": min(cfg.train.batch_size, 16), "eval_batch_size": 16})})
             model = build_model(cfg.model.name, num_classes_of(cfg.data)).to(device)
-            probes[key] = probe_throughput(model, small, device)
+            probes[key] = train_ips, eval_ips = probe_throughput(model, cfg, device)
             del model
+            print(f"  probe {cfg.model.name} at {cfg.train.size or 32} px, {probe_text(cfg.train, device)}: train "
+                  f"{train_ips:.1f} images/s, eval {eval_ips:.1f} images/s", flush=True)
         train_ips, eval_ips = probes[key]
         chosen = planned_training_indices(cfg.data)
         test_images = len(chosen["heldout_fold"] if chosen["heldout_fold"] is not None else []) + \
             num_classes_of(cfg.data) * LAYOUTS[cfg.data.dataset].test_per_class
         total += cfg.train.epochs * len(chosen["train"]) / train_ips + test_images / eval_ips
-    for (model, size), (train_ips, eval_ips) in probes.items():
-        print(f"  probe {model} at {size or 32} px: train {train_ips:.0f} images/s, eval {eval_ips:.0f} images/s")
-    print(f"total ~{total / 3600:.2f} h on {device} (the probes' batch of 16, not the swept batch sizes)")
+    print(f"total ~{total / 3600:.2f} h on {device} (every sweep point at its model's probed speed)")
 
 
 def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale: bool, only=None) -> None:

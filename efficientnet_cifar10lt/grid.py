@@ -12,12 +12,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import ConfigError, load_config, parse_overrides, preset_names
+from common.config import load_config, parse_overrides, preset_names
 from common.data import longtail_counts
 from common.engine import default_device
 from common.experiment import RUN_ERRORS
 from common.grid import (Job, accuracies, add_grid_arguments, add_selection_arguments, preflight_weights,
-                         probe_throughput, run_jobs, seed_plan, select)
+                         probe_text, probe_throughput, run_jobs, seed_plan, select)
 from common.models import build_model
 
 from .posthoc import TAU_ROWS, run_tau_norm
@@ -60,7 +60,8 @@ def run_config(row: Row, preset: str, cli: dict | None = None):
 
 def plan(preset: str, rows, device, cli=None) -> None:
     """Each run with an estimate from a probe of the model's training step and evaluation on
-    ``device``; a classifier-only row costs one pass of the backbone over the training set."""
+    ``device`` (on a CPU at a small batch: bounded memory); a classifier-only row costs one pass
+    of the backbone over the training set. Sizes from the long-tailed profile: no data needed."""
     probes, total = {}, 0.0
     print(f"plan: preset {preset}, {len(rows)} runs (+ tau-normalisation), device {device}")
     for row in rows:
@@ -69,9 +70,10 @@ def plan(preset: str, rows, device, cli=None) -> None:
                                            min_count=cfg.data.min_count))
         if cfg.train.size not in probes:
             model = build_model(cfg.model.name, 10).to(device)
-            probes[cfg.train.size] = probe_throughput(model, cfg, device)
-            print(f"  probe {cfg.model.name} at {cfg.train.size or 32} px: train {probes[cfg.train.size][0]:.0f} "
-                  f"images/s, eval {probes[cfg.train.size][1]:.0f} images/s")
+            probes[cfg.train.size] = train_ips, eval_ips = probe_throughput(model, cfg, device)
+            del model
+            print(f"  probe {cfg.model.name} at {cfg.train.size or 32} px, {probe_text(cfg.train, device)}: train "
+                  f"{train_ips:.1f} images/s, eval {eval_ips:.1f} images/s", flush=True)
         train_ips, eval_ips = probes[cfg.train.size]
         if cfg.train.classifier_only:      # one pass of the frozen backbone; the classifier epochs are negligible
             training = train_images / eval_ips
@@ -79,7 +81,7 @@ def plan(preset: str, rows, device, cli=None) -> None:
             training = cfg.train.epochs * train_images / train_ips
         seconds = training + 10000 / eval_ips   # + the test set
         total += seconds
-        print(f"  {row.name:20s} {cfg.train.epochs:3d} epochs ~{seconds / 60:7.1f} min")
+        print(f"  {row.name:20s} {cfg.train.epochs:3d} epochs ~{seconds / 3600:7.2f} h", flush=True)
     print(f"total ~{total / 3600:.2f} h on {device}")
 
 
@@ -95,15 +97,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         names = select([r.name for r in ROWS] + list(TAU_ROWS), args.only, "row")
-    except ConfigError as err:
-        parser.error(str(err))
-    rows = [r for r in ROWS if r.name in names]
-    if args.list:
-        print("\n".join(names))
-        return
-    if args.set and args.out == parser.get_default("out"):
-        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
-    try:
+        rows = [r for r in ROWS if r.name in names]
+        if args.list:
+            print("\n".join(names))
+            return
+        if args.set and args.out == parser.get_default("out"):
+            parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
         cli = parse_overrides(args.set)
         if args.plan:
             plan(args.preset, rows, default_device(), cli)

@@ -1,6 +1,8 @@
 """Every run behind Tables 1, 2, 3, 7, 8 and Figure 6, and the table cells each one fills.
 
     python -m sla_multiexpert.grid --preset smoke --data DIR [--only PATTERN ...] [--list] [--plan]
+    python -m sla_multiexpert.grid --preset cpu_hour --data DIR --skip-missing-data   # CIFAR-10 cells only,
+                                                                  # when DIR has no CIFAR-100 (offline)
 
 A run is ``<dataset>_r<ratio>__<variant>``; ``cells`` maps ``(table, row, column)`` of the
 paper-numbers file to the metric that fills it. In the smoke preset only the Table 2 runs
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config import ConfigError, load_config, parse_overrides, preset_names
-from common.data.cifar import LAYOUTS
+from common.data.cifar import LAYOUTS, default_data_root
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, num_classes_of, planned_training_indices
 from common.grid import Job, add_grid_arguments, add_selection_arguments, run_jobs, seed_plan, select
@@ -108,6 +110,23 @@ def describe(record: dict) -> str:
             f"{100 * m['many']:.1f}/{100 * m['medium']:.1f}/{100 * m['few']:.1f}")
 
 
+def dataset_of(run: Run) -> str:
+    return run.overrides["data"]["dataset"]
+
+
+def with_data(todo: list[Run], data_root) -> list[Run]:
+    """The runs whose dataset's files are in ``data_root``; one line for each dataset that is
+    not there (its runs are left out; the tables show dashes for their cells)."""
+    root = Path(data_root) if data_root else default_data_root()
+    missing = [ds for ds in DATASETS if not all((root / LAYOUTS[ds].folder / f).is_file()
+                                                for f in LAYOUTS[ds].train_files + LAYOUTS[ds].test_files)]
+    for ds in missing:
+        if n := sum(dataset_of(r) == ds for r in todo):
+            print(f"{ds.upper().replace('CIFAR', 'CIFAR-')} not found in {root / LAYOUTS[ds].folder} (offline?): its "
+                  f"{n} run(s) are skipped; the tables show dashes for them", flush=True)
+    return [r for r in todo if dataset_of(r) not in missing]
+
+
 def plan(preset: str, todo: list[Run], device, cli: dict) -> None:
     """Each run with an estimate from a short probe of its model's training step on ``device``
     (the three augmented views for the multi-expert model); sizes from the split's definition,
@@ -137,11 +156,14 @@ def main(argv=None):
     add_grid_arguments(parser, "results/sla_multiexpert/runs")
     add_selection_arguments(parser)
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; needs no data, trains nothing")
+    parser.add_argument("--skip-missing-data", action="store_true",
+                        help="train only the runs whose dataset is in --data; one line per dataset that is not "
+                             "(run_all.sh: an offline machine without CIFAR-100)")
     args = parser.parse_args(argv)
     try:
         names = select([r.name for r in runs(args.preset)], args.only)
     except ConfigError as err:
-        parser.error(f"{err} in preset {args.preset}")
+        sys.exit(f"error: {err} in preset {args.preset}")
     todo = [r for r in runs(args.preset) if r.name in names]
     if args.list:
         print("\n".join(r.name for r in todo))
@@ -153,6 +175,10 @@ def main(argv=None):
         if args.plan:
             plan(args.preset, todo, default_device(), cli)
             return
+        if args.skip_missing_data:
+            todo = with_data(todo, args.data)
+            if not todo:
+                sys.exit("error: nothing to train: the dataset of every selected run is missing")
         own_seed = run_config(todo[0], args.preset).train.seed
         jobs = [Job(r.name, run_config(r, args.preset, seed_cli), root / r.name)
                 for root, seed_cli in seed_plan(args.out, args.preset, args.seeds, own_seed, cli) for r in todo]

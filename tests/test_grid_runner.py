@@ -1,6 +1,8 @@
 """What every study grid shares: seeds (a results root per seed, tables with mean ± std and n,
-indices hashes), --only patterns, plans without data."""
+indices hashes), --only patterns, plans without data (every run_all.sh plans before its data step)."""
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -62,17 +64,22 @@ def test_grid_with_two_seeds_then_report(tiny_root, tmp_path, monkeypatch):
     assert table.loc["ce", "cifar10_100_ours"] == f"{accs[1]:.2f}"
 
 
-def test_only_patterns_select_and_a_typo_fails(capsys):
+def test_only_patterns_select(capsys):      # a typo: tests/test_misuse.py
     sla_grid.main(["--preset", "smoke", "--list", "--only", "cifar10_r100__*", "cifar100_r200__ce"])
     listed = capsys.readouterr().out.split()
     assert "cifar10_r100__ours" in listed and "cifar100_r200__ce" in listed
     assert all(n.startswith("cifar10_r100__") or n == "cifar100_r200__ce" for n in listed)
-    with pytest.raises(SystemExit) as stop:
-        sla_grid.main(["--preset", "smoke", "--list", "--only", "cifar10_r100__ce", "typo*"])
-    assert stop.value.code == 2 and "'typo*'" in capsys.readouterr().err
 
 
 def test_sla_plan_needs_no_data(capsys):
     sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ours", "--data", "/nonexistent"])
     out = capsys.readouterr().out
     assert "cifar10_r100__ours" in out and "200 epochs x 12406 images" in out and "total ~" in out
+
+
+@pytest.mark.parametrize("study", ["thesis_cifar100lt", "sla_multiexpert", "ee443_stacking", "efficientnet_cifar10lt"])
+def test_run_all_plans_before_any_data_step(study):
+    text = (Path(__file__).resolve().parents[1] / study / "run_all.sh").read_text()
+    plan = re.search(r'^if \[ -n "\$\{PLAN:-\}" \]; then.*?^fi$', text, flags=re.M | re.S)
+    assert plan and "--plan" in plan.group() and "--data" not in plan.group()
+    assert plan.end() < re.search(r"^DATA=", text, flags=re.M).start()

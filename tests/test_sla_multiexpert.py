@@ -163,3 +163,37 @@ def test_smoke_run_end_to_end(tiny_root, tmp_path):
     assert rec["preset"] == "smoke" and len(rec["history"]) == 2
     assert {"accuracy", "ece", "many", "medium", "few"} <= set(m) and 0 <= m["accuracy"] <= 1
     assert min(rec["train_counts"]) >= 1 and rec["train_counts"][0] == 6   # smoke floors the tail at 1
+
+
+def test_grid_skips_the_runs_of_a_missing_dataset_and_the_report_shows_dashes(tmp_path, monkeypatch, capsys):
+    """Offline without CIFAR-100 (run_all.sh passes --skip-missing-data outside smoke): the
+    CIFAR-10 cells train, the CIFAR-100 ones are left out with one line, the tables still come."""
+    import pandas as pd
+
+    from common.data.synthetic import write_synthetic_cifar
+    from sla_multiexpert import grid as sla_grid
+    from sla_multiexpert import report as sla_report
+
+    only_cifar10 = tmp_path / "data"
+    write_synthetic_cifar("cifar10", only_cifar10, 16, 3, seed=3)
+    trained = []
+    with monkeypatch.context() as m:   # the selection of the cpu_hour preset, without training
+        m.setattr(sla_grid, "run_jobs", lambda jobs, *a, **k: trained.extend(j.name for j in jobs))
+        sla_grid.main(["--preset", "cpu_hour", "--data", str(only_cifar10), "--skip-missing-data"])
+    n100 = sum(r.name.startswith("cifar100_") for r in runs("cpu_hour"))
+    assert trained == [r.name for r in runs("cpu_hour") if r.name.startswith("cifar10_")]
+    lines = [line for line in capsys.readouterr().out.splitlines() if "not found" in line]
+    assert lines == [f"CIFAR-100 not found in {only_cifar10 / 'cifar-100-python'} (offline?): its {n100} run(s) "
+                     f"are skipped; the tables show dashes for them"]
+    with pytest.raises(SystemExit) as stop:     # no dataset of the selection there: an error, not a silent no-op
+        sla_grid.main(["--preset", "cpu_hour", "--data", str(only_cifar10), "--skip-missing-data",
+                       "--only", "cifar100_*"])
+    assert stop.value.code not in (0, None) and "nothing to train" in str(stop.value)
+
+    sla_grid.main(["--preset", "smoke", "--data", str(only_cifar10), "--out", str(tmp_path / "runs"),
+                   "--skip-missing-data", "--only", "cifar1*_r100__ce"])                   # trains one tiny run
+    assert [p.name for p in (tmp_path / "runs" / "smoke").iterdir()] == ["cifar10_r100__ce"]
+    monkeypatch.setattr(sla_report, "RESULTS", tmp_path)
+    sla_report.main(["--preset", "smoke"])
+    table = pd.read_csv(tmp_path / "smoke" / "table_2.csv", index_col=0)
+    assert table.loc["ce", "cifar10_100_ours"] != "–" and table.loc["ce", "cifar100_100_ours"] == "–"

@@ -1,6 +1,10 @@
 """Seed 001 (thesis): the grid, the offline check, the plan, and the tables from fake records."""
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +12,8 @@ import torch
 from common.models import PretrainedWeightsUnavailable, build_model
 from thesis_cifar100lt import grid as thesis_grid
 from thesis_cifar100lt import report as thesis_report
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_grid_has_56_distinct_runs():
@@ -99,6 +105,24 @@ def test_show_config_prints_each_resolved_run_config(capsys):
     assert yaml.safe_load(printed[1].split("\n", 1)[1]) == expected
 
 
+def test_plan_runs_without_data_at_a_small_probe_batch(tmp_path):
+    """PLAN=1 of run_all.sh: no data step, no --data; a 224-px probe at batch 2 (bounded memory),
+    hours per run and in total."""
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    env = {**os.environ, "PLAN": "1", "PRESET": "paper", "MODELS": "mobilenet_v2", "LOSSES": "ce",
+           "TRAIN_SETS": "long_tailed", "LTREPRO_DATA": str(empty), "PYTHON": sys.executable,
+           "CUDA_VISIBLE_DEVICES": ""}                  # the CPU probe, also on a machine with a GPU
+    done = subprocess.run(["bash", str(REPO / "thesis_cifar100lt" / "run_all.sh")], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "probe mobilenet_v2 at 224 px, batch 2 / eval 2 (the runs: 128 / 500)" in out
+    assert re.search(r"mobilenet_v2__ce__long_tailed +90 epochs ~ *[\d.]+ h", out)
+    assert re.search(r"^total ~[\d.]+ h on cpu", out, flags=re.M)
+    assert not list(empty.iterdir())
+
+
 def test_plan_lists_runs_with_estimate(capsys):
     thesis_grid.plan("smoke", list(thesis_grid.grid(["mobilenet_v2"], ["ce"], ["balanced"])), torch.device("cpu"))
     out = capsys.readouterr().out
@@ -153,19 +177,3 @@ def test_tables_from_fake_records(tmp_path):
     for fig in ("4_1", "4_2", "4_3", "4_4", "4_5", "4_6"):
         assert (out / f"figure_{fig}.png").stat().st_size > 0
     assert "FAKE test record" in (out / "table_4_2.md").read_text()
-
-
-def test_fetch_weights_help_downloads_nothing_and_offline_is_one_line(monkeypatch, capsys):
-    from common.models import PretrainedWeightsUnavailable
-    from thesis_cifar100lt import fetch_weights
-
-    def offline(*args, **kwargs):
-        raise PretrainedWeightsUnavailable("could not get pretrained weights for resnet50\ncache: ...")
-
-    monkeypatch.setattr(fetch_weights, "build_model", offline)
-    with pytest.raises(SystemExit) as stop:
-        fetch_weights.main(["--help"])
-    assert stop.value.code == 0 and "--models" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as stop:
-        fetch_weights.main(["--models", "resnet50"])
-    assert str(stop.value).count("\n") == 0 and "resnet50" in str(stop.value) and "network" in str(stop.value)

@@ -1,7 +1,7 @@
 """The thesis grid: 4 models x 7 losses x 2 training sets = 56 runs, in one process, resumably.
 
     python -m thesis_cifar100lt.grid --preset smoke --data DIR [--models ...] [--losses ...] [--only 'resnet50__*']
-    python -m thesis_cifar100lt.grid --preset paper --data DIR --plan   # list + time estimate
+    python -m thesis_cifar100lt.grid --preset paper --plan   # list + time estimate; needs no data
     python -m thesis_cifar100lt.grid --preset paper --data DIR --show-config --models resnet50
 
 Before anything trains (presets with pretrained weights) every model is built once with its
@@ -22,8 +22,8 @@ import yaml
 from common.config import load_config, parse_overrides, preset_names
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, thesis_split_from_config
-from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_throughput, run_jobs, seed_plan,
-                         select)
+from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_text, probe_throughput, run_jobs,
+                         seed_plan, select)
 from common.grid import preflight_weights as grid_preflight
 from common.models import build_model
 from common.profiling import forward_flops
@@ -72,8 +72,9 @@ def _split_sizes(cfg) -> dict:
 
 def plan(preset: str, runs, device, cli: dict | None = None) -> None:
     """Print each run with its estimated time (from a throughput probe on ``device`` of each
-    model's first run; the losses cost alike) and compute (forward FLOPs x 3 per training image,
-    x 1 per evaluated image)."""
+    model's first run, on a CPU at a small batch: bounded memory; the losses cost alike) and compute
+    (forward FLOPs x 3 per training image, x 1 per evaluated image). Sizes come from the split's
+    definition: no data needed."""
     probes, total_s, total_flops = {}, 0.0, 0.0
     print(f"plan: preset {preset}, {len(runs)} runs, device {device}")
     for name, overrides in runs:
@@ -85,8 +86,9 @@ def plan(preset: str, runs, device, cli: dict | None = None) -> None:
             flops = forward_flops(model, size)
             train_ips, eval_ips = probe_throughput(model, cfg, device)
             probes[model_name, size] = train_ips, eval_ips, flops
-            print(f"  probe {model_name} at {size} px: train {train_ips:.0f} images/s, eval {eval_ips:.0f} images/s, "
-                  f"{flops / 1e9:.2f} GFLOPs per forward")
+            print(f"  probe {model_name} at {size} px, {probe_text(cfg.train, device)}: train {train_ips:.1f} "
+                  f"images/s, eval {eval_ips:.1f} images/s, "
+                  f"{flops / 1e9:.2f} GFLOPs per forward", flush=True)
             del model
         train_ips, eval_ips, flops = probes[model_name, size]
         sizes = _split_sizes(cfg)
@@ -94,7 +96,7 @@ def plan(preset: str, runs, device, cli: dict | None = None) -> None:
         seconds = trained / train_ips + evaluated / eval_ips
         run_flops = (3 * trained + evaluated) * flops
         total_s, total_flops = total_s + seconds, total_flops + run_flops
-        print(f"  {name:45s} {epochs:3d} epochs ~{seconds / 60:7.1f} min  {run_flops / 1e15:9.3g} PFLOP")
+        print(f"  {name:45s} {epochs:3d} epochs ~{seconds / 3600:8.2f} h  {run_flops / 1e15:9.3g} PFLOP", flush=True)
     print(f"total ~{total_s / 3600:.1f} h on {device} (validation every epoch included), "
           f"{total_flops / 1e15:.3g} PFLOP")
 
@@ -102,7 +104,8 @@ def plan(preset: str, runs, device, cli: dict | None = None) -> None:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(BASE_CONFIG))
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", default=None, help="folder holding cifar-100-python/ (default: $LTREPRO_DATA or "
+                        "./data); --plan, --list and --show-config need none")
     add_grid_arguments(parser, "results/thesis_cifar100lt/runs")
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--losses", nargs="+", default=LOSSES, choices=LOSSES)

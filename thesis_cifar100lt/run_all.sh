@@ -3,13 +3,17 @@
 #   PRESET=smoke|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR          folder holding cifar-100-python/ (default ./data)
 #   MODELS="resnet50 ..."  LOSSES="ce focal ..."  TRAIN_SETS="long_tailed"   a part of the grid (default: all of it)
-#   PLAN=1                    list the runs with a time estimate from a short probe; train nothing
+#   PLAN=1                    list the runs with a time estimate from a short probe (small batch: under 4 GB
+#                             on a CPU); needs no data, trains nothing
 #   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset thesis_cifar100lt/configs/base.yaml
-DATA=${LTREPRO_DATA:-data}
 SELECT="${MODELS:+--models $MODELS} ${LOSSES:+--losses $LOSSES} ${TRAIN_SETS:+--train-sets $TRAIN_SETS}"   # default: all
+if [ -n "${PLAN:-}" ]; then
+  exec $PY -m thesis_cifar100lt.grid --preset "$PRESET" --plan $SELECT
+fi
+DATA=${LTREPRO_DATA:-data}
 
 if [ ! -f "$DATA/cifar-100-python/train" ]; then
   if [ "$PRESET" = smoke ]; then
@@ -23,7 +27,4 @@ if [ ! -f "$DATA/cifar-100-python/train" ]; then
   fi
 fi
 
-if [ -n "${PLAN:-}" ]; then
-  exec $PY -m thesis_cifar100lt.grid --preset "$PRESET" --data "$DATA" --plan $SELECT
-fi
 grid_then_report "thesis_cifar100lt.grid --preset $PRESET --data $DATA $SELECT" "thesis_cifar100lt.report --preset $PRESET"
