@@ -319,8 +319,9 @@ def validate_config(raw: dict, layers=()) -> ExperimentConfig:
             except ValidationError as err:
                 problems += _problems(err, method.schema, ("method",))
     if problems:
-        lines = [f"  {_source(loc, layers)}: {'.'.join(map(str, loc)) or '(top level)'}: {msg}" for loc, msg in problems]
-        raise ConfigError("invalid config:\n" + "\n".join(lines))
+        lines = [f"{_source(loc, layers)}: {'.'.join(map(str, loc)) or '(top level)'}: {msg}" for loc, msg in problems]
+        raise ConfigError("invalid config: " + lines[0] if len(lines) == 1 else
+                          "invalid config:\n" + "\n".join(f"  {line}" for line in lines))
     return cfg
 
 

@@ -147,7 +147,8 @@ def test_tables_from_fake_records(tmp_path):
              *[("resnet50", loss, "balanced", 62.0) for loss in others],             # all 7: Table 4.9 row
              ("mobilenet_v2", "ce", "balanced", 90.0),                                # alone: no Table 4.9 cell
              ("mobilenet_v2", "ce", "long_tailed", 40.0), ("vit_base_patch16_224", "ce", "long_tailed", 80.0),
-             ("convnext_base", "ce", "long_tailed", 70.0)]                            # ce on all 4: Table 4.11 row
+             ("convnext_base", "ce", "long_tailed", 70.0),                            # ce on all 4: Table 4.11 row
+             ("resnet50", "la", "long_tailed", 99.0)]                                 # beyond the thesis's seven
     for model, loss, train_set, acc in fakes:
         d = runs / f"{model}__{loss}__{train_set}"
         d.mkdir(parents=True)
@@ -161,6 +162,8 @@ def test_tables_from_fake_records(tmp_path):
     assert float(t42.loc["bs", "long_tailed_paper"]) == pytest.approx(paper_bs)
     assert float(t42.loc["bs", "long_tailed_diff"]) == pytest.approx(70.0 - paper_bs, abs=0.006)
     assert float(t42.loc["ce", "long_tailed_ours"]) == 50.0
+    assert list(t42.index) == [*thesis_grid.LOSSES, "la"] and t42.loc["la", "long_tailed_paper"] == "–"
+    assert float(t42.loc["la", "long_tailed_ours"]) == 99.0
     t44 = pd.read_csv(out / "table_4_4.csv", index_col=0)
     assert t44.loc["ce", "long_tailed_ours"] == "40.00" and t44.loc["seql", "long_tailed_ours"] == "–"
     t49 = pd.read_csv(out / "table_4_9.csv", index_col=0)
@@ -168,7 +171,7 @@ def test_tables_from_fake_records(tmp_path):
     assert t49.loc["mobilenet_v2", "thesis_result_ours"] == "–"          # 1 of 7 losses run
     t410 = pd.read_csv(out / "table_4_10.csv", index_col=0)
     assert list(t410.index) == ["mobilenet_v2", "resnet50", "vit_b_16", "convnext_base"]   # the thesis's order
-    assert t410.loc["resnet50", "long_tailed_mean_ours"] == "60.00"      # 50, 70 and five 60s
+    assert t410.loc["resnet50", "long_tailed_mean_ours"] == "60.00"      # 50, 70 and five 60s (not la's 99)
     assert t410.loc["resnet50", "long_tailed_std_ours"] == "5.35"        # population std: sqrt(200 / 7)
     assert t410.loc["convnext_base", "long_tailed_mean_ours"] == "–"
     t411 = pd.read_csv(out / "table_4_11.csv", index_col=0)

@@ -25,6 +25,7 @@ from common.experiment import RUN_ERRORS, thesis_split_from_config
 from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_text, probe_throughput, run_jobs,
                          seed_plan, select)
 from common.grid import preflight_weights as grid_preflight
+from common.losses import LOSSES as REGISTERED_LOSSES
 from common.models import build_model
 from common.profiling import forward_flops
 
@@ -108,7 +109,8 @@ def main(argv=None):
                         "./data); --plan, --list and --show-config need none")
     add_grid_arguments(parser, "results/thesis_cifar100lt/runs")
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
-    parser.add_argument("--losses", nargs="+", default=LOSSES, choices=LOSSES)
+    parser.add_argument("--losses", nargs="+", default=LOSSES, choices=sorted(REGISTERED_LOSSES),
+                        help="default: the thesis's seven; any loss registered in common.losses runs beside them")
     parser.add_argument("--train-sets", nargs="+", default=TRAIN_SETS, choices=TRAIN_SETS)
     add_selection_arguments(parser)
     parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
