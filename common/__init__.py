@@ -6,7 +6,7 @@ from .data import (BatchLoader, CifarError, CifarFormatError, CifarNotFoundError
                    to_tensor_images)
 from .engine import (CheckpointError, NonFiniteLossError, fit, make_step, predict, read_records, seed_everything,
                      write_record)
-from .losses import LOSSES, build_loss, class_weights
+from .losses import LOSSES, build_loss, class_weights, register_loss
 from .methods import METHODS, register_method
 from .metrics import (accuracy, classification_report, confusion_matrix, evaluate_predictions,
                       expected_calibration_error, group_accuracy, per_class_accuracy)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import inspect
 import json
@@ -62,33 +63,44 @@ def _imbalance(value: float) -> float:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class DataConfig(Section):
     dataset: Annotated[str, one_of(LAYOUTS, "dataset")]
     split: Annotated[str, one_of(("standard", "thesis"), "split")] = "standard"
-    imb_factor: Annotated[float, AfterValidator(_imbalance)] | None = None   # n_min / n_max; None: the whole set
+    imb_factor: Annotated[float, AfterValidator(_imbalance)] | None = None
+    """n_min / n_max; None: the whole set"""
     profile: Annotated[str, one_of(LONGTAIL_PROFILES, "long-tail profile")] = "exp"
-    min_count: NonNegativeInt = 0                         # floor of every class count
-    lt_seed: int = 0                                      # LDAM-DRW's selection seed
-    classes: PositiveInt | None = None                    # keep the first k classes, renumbered
-    max_per_class: PositiveInt | None = None              # standard split: the first n images of each class
-                                                          # only, before the long-tailed selection (a smaller proxy)
+    min_count: NonNegativeInt = 0
+    """floor of every class count"""
+    lt_seed: int = 0
+    """LDAM-DRW's selection seed"""
+    classes: PositiveInt | None = None
+    """keep the first k classes, renumbered"""
+    max_per_class: PositiveInt | None = None
+    """standard split: the first n images of each class only, before the long-tailed selection (a smaller proxy)"""
     sampler: Annotated[str, one_of(("class_balanced",), "sampler")] | None = None
-    validate_on_test: bool = False                        # standard split: validate every epoch on the test set
-    balance_threshold: PositiveInt | None = None          # seed 002's artificial balancing: every class
-                                                          # re-sampled to this many images
-    bag_threshold: PositiveInt | None = None              # seed 002's balanced bagging: max count // this many learners
-    bag_index: NonNegativeInt | None = None               # which learner of that bagging this run trains
-    folds: int | None = Field(None, ge=2)                 # cross-fitting: this many stratified folds of the training set
-    fold: NonNegativeInt | None = None                    # train without this fold and predict it (test set
-                                                          # ``heldout_fold``; a learned stacker's input)
+    validate_on_test: bool = False
+    """standard split: validate every epoch on the test set"""
+    balance_threshold: PositiveInt | None = None
+    """seed 002's artificial balancing: every class re-sampled to this many images"""
+    bag_threshold: PositiveInt | None = None
+    """seed 002's balanced bagging: max count // this many learners"""
+    bag_index: NonNegativeInt | None = None
+    """which learner of that bagging this run trains"""
+    folds: int | None = Field(None, ge=2)
+    """cross-fitting: this many stratified folds of the training set"""
+    fold: NonNegativeInt | None = None
+    """train without this fold and predict it (test set ``heldout_fold``; a learned stacker's input)"""
     # split: thesis (seed 001) -- per-class sizes out of the official train set
     train_set: Annotated[str, one_of(("balanced", "long_tailed"), "training set")] = "long_tailed"
     train_per_class: PositiveInt = 450
+    """split thesis: training images per class taken out of the official train set"""
     test_per_class: PositiveInt = 50
+    """split thesis: test images per class taken out of the official train set"""
     split_seed: int = 42
+    """split thesis: the seed of that split"""
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -111,23 +123,30 @@ class DataConfig(Section):
 
 class ModelConfig(Section):
     name: Annotated[str, one_of(MODELS, "model")]
-    pretrained: bool = False                 # library ImageNet weights (download / cache)
-    weights: str | None = None               # a local weights file instead
-    kwargs: dict[str, Any] = {}              # to the model builder, e.g. timm's dynamic_img_size
-    init_from: str | None = None             # a finished run (folder beside this one, or a path) whose kept
-                                             # final weights (train.keep_weights) start this run
-    reset_classifier: bool = False           # re-initialise the classifier after loading init_from
-    lws: bool = False                        # learnable weight scaling (Kang et al. 2020): train a per-class
-                                             # scale of the loaded classifier, nothing else
+    pretrained: bool = False
+    """library ImageNet weights (download / cache)"""
+    weights: str | None = None
+    """a local weights file instead"""
+    kwargs: dict[str, Any] = {}
+    """to the model builder, e.g. timm's dynamic_img_size"""
+    init_from: str | None = None
+    """a finished run (folder beside this one, or a path) whose kept weights (train.keep_weights) start this run"""
+    reset_classifier: bool = False
+    """re-initialise the classifier after loading init_from"""
+    lws: bool = False
+    """learnable weight scaling (Kang et al. 2020): train a per-class scale of the loaded classifier, nothing else"""
 
 
 class LossConfig(Section):
     """``name`` plus that loss's own keyword arguments (checked against its signature)."""
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, use_attribute_docstrings=True)
     name: Annotated[str, one_of(LOSSES, "loss")] = "ce"
-    drw: bool = False                        # deferred re-weighting (LDAM-DRW)
+    drw: bool = False
+    """deferred re-weighting (LDAM-DRW)"""
     drw_epoch: NonNegativeInt = 160
+    """the epoch deferred re-weighting starts"""
     drw_beta: float = Field(0.9999, ge=0, lt=1)
+    """deferred re-weighting's effective-number beta"""
 
 
 class TrainConfig(Section):
@@ -140,23 +159,38 @@ class TrainConfig(Section):
     weight_decay: NonNegativeFloat = 2e-4
     schedule: Annotated[str, one_of(SCHEDULES, "schedule")] = "multistep"
     milestones: list[NonNegativeInt] = [160, 180]
+    """schedule multistep: the epochs where the rate is multiplied by gamma"""
     gamma: PositiveFloat = 0.1
+    """schedule step / multistep: the rate's factor at each step"""
     step_size: PositiveInt = 30
+    """schedule step: epochs between steps"""
     warmup_epochs: NonNegativeInt = 0
+    """linear warm-up of the rate over this many epochs"""
     mixup_alpha: NonNegativeFloat = 0.0
-    amp: bool = True                         # bf16 autocast, CUDA only
-    channels_last: bool = True               # CUDA only
+    """mixup's Beta(alpha, alpha); 0: no mixup"""
+    amp: bool = True
+    """bf16 autocast, CUDA only"""
+    channels_last: bool = True
+    """CUDA only"""
     seed: int = 0
-    deterministic: bool = False              # True: cudnn.deterministic; False: cudnn.benchmark
-    select_best: bool = False                # keep best.pt by validation accuracy and evaluate it
+    deterministic: bool = False
+    """True: cudnn.deterministic; False: cudnn.benchmark"""
+    select_best: bool = False
+    """keep best.pt by validation accuracy and evaluate it"""
     eval_every: PositiveInt = 1
+    """validate every this many epochs"""
     augment: Annotated[str, one_of(AUGMENTATIONS, "augmentation")] = "standard"
-    size: PositiveInt | None = None          # resize to size x size (ImageNet models)
-    resize_first: bool = False               # resize before augmenting (the thesis's order)
-    normalize: Annotated[str, one_of(NORMALISATIONS, "normalisation")] | None = None   # None: the dataset's own
+    size: PositiveInt | None = None
+    """resize to size x size (ImageNet models)"""
+    resize_first: bool = False
+    """resize before augmenting (the thesis's order)"""
+    normalize: Annotated[str, one_of(NORMALISATIONS, "normalisation")] | None = None
+    """None: the dataset's own"""
     eval_batch_size: PositiveInt = 500
-    classifier_only: bool = False            # freeze the backbone (BatchNorm statistics too), train the classifier
-    keep_weights: bool = False               # keep the final weights (weights.pt) for runs that start from them
+    classifier_only: bool = False
+    """freeze the backbone (BatchNorm statistics too), train the classifier"""
+    keep_weights: bool = False
+    """keep the final weights (weights.pt) for runs that start from them"""
 
     @model_validator(mode="after")
     def _cached_features_need_no_mixup(self):
@@ -168,7 +202,9 @@ class TrainConfig(Section):
 
 class EvalConfig(Section):
     groups: list[Annotated[str, one_of(GROUP_NAMES, "class grouping")]] = ["shot"]
-    n_bins: PositiveInt = 15                 # ECE bins
+    """class groupings to report: shot (many / medium / few), thirds (head / middle / tail)"""
+    n_bins: PositiveInt = 15
+    """ECE bins"""
 
 
 class ExperimentConfig(Section):
@@ -319,7 +355,7 @@ def validate_config(raw: dict, layers=()) -> ExperimentConfig:
             except ValidationError as err:
                 problems += _problems(err, method.schema, ("method",))
     if problems:
-        lines = [f"{_source(loc, layers)}: {'.'.join(map(str, loc)) or '(top level)'}: {msg}" for loc, msg in problems]
+        lines = [f"{_source(loc, layers)}: {'.'.join(map(str, loc))}: {msg}" if loc else msg for loc, msg in problems]
         raise ConfigError("invalid config: " + lines[0] if len(lines) == 1 else
                           "invalid config:\n" + "\n".join(f"  {line}" for line in lines))
     return cfg
@@ -365,7 +401,12 @@ def _model_in(annotation):
 
 def loss_kwargs_schema(name: str) -> type[BaseModel]:
     """The keyword arguments of loss ``name``'s constructor (past the class counts) as a schema."""
-    init = LOSSES[name].__init__
+    return _kwargs_schema(LOSSES[name], name)
+
+
+@functools.lru_cache(maxsize=None)
+def _kwargs_schema(cls, name: str) -> type[BaseModel]:
+    init = cls.__init__
     hints = typing.get_type_hints(init)
     params = list(inspect.signature(init).parameters.values())[2:]     # self, class_counts
     fields = {p.name: (hints.get(p.name, Any), ... if p.default is inspect.Parameter.empty else p.default)
@@ -375,8 +416,6 @@ def loss_kwargs_schema(name: str) -> type[BaseModel]:
 
 def _check_loss_kwargs(loss: LossConfig) -> list[tuple[tuple, str]]:
     extra = loss.model_extra or {}
-    if not extra:
-        return []
     schema = loss_kwargs_schema(loss.name)
     try:
         schema.model_validate(extra)

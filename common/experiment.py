@@ -9,7 +9,6 @@ when its config is the one asked for and reported as stale when it is not.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
 import hashlib
@@ -27,6 +26,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from . import data as D
+from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record, load_config,
                      parse_overrides, validate_config)
 from .data.synthetic import is_synthetic
@@ -36,6 +36,7 @@ from .losses import build_loss
 from .methods import get_method
 from .metrics import evaluate_predictions
 from .models import LearnableWeightScaling, build_model
+from .report import report_run
 
 
 class RunClaimedError(RuntimeError):
@@ -418,8 +419,8 @@ def saved_config(run_dir: Path) -> ExperimentConfig:
 
 def evaluate_checkpoint(run_dir, checkpoint=None, data_root=None, device=None) -> dict:
     """Evaluate a kept checkpoint of a run (default: its final ``weights.pt``) on the run's test
-    sets, rebuilt from its config and ``data_root`` (default: the one it trained on); returns a
-    record-like dict (no training)."""
+    sets, rebuilt from its config and ``data_root`` (default: the folder it trained on if it is
+    here, else ``$LTREPRO_DATA`` / ``./data``); returns a record-like dict (no training)."""
     run_dir = Path(run_dir)
     cfg = saved_config(run_dir)
     checkpoint = Path(checkpoint) if checkpoint else run_dir / "weights.pt"
@@ -428,7 +429,10 @@ def evaluate_checkpoint(run_dir, checkpoint=None, data_root=None, device=None) -
                               f"(common.train sets it), and last.pt only while it trains")
     device = torch.device(device) if device else default_device()
     recorded = json.loads((run_dir / "record.json").read_text()) if (run_dir / "record.json").exists() else {}
-    root = Path(data_root or recorded.get("data_root") or D.default_data_root())   # default: where it trained
+    trained_on = recorded.get("data_root")
+    if data_root is None and trained_on and Path(trained_on).is_dir():
+        data_root = trained_on                      # where it trained, when that folder is here
+    root = Path(data_root) if data_root else D.default_data_root()
     num_classes = num_classes_of(cfg.data)
     model = build_model(cfg.model.name, num_classes, **cfg.model.kwargs)   # the checkpoint holds every weight
     if cfg.model.lws:
@@ -468,7 +472,7 @@ def load_predictions(run_dir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--preset", default=None, help="one of the config file's presets (default: none, the file as is)")
     parser.add_argument("--out", required=True, help="run folder (record.json, log.jsonl, checkpoints)")
@@ -484,7 +488,6 @@ def main(argv=None):
         rec = run_experiment(cfg, args.out, args.data, args.device, rerun_stale=args.rerun_stale)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")
-    from .train import report_run
     report_run(rec, Path(args.out), Path(args.out).name)
 
 

@@ -13,7 +13,6 @@ array; ``debug`` runs them one after the other in this process (submitit's debug
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import shlex
@@ -21,6 +20,8 @@ import sys
 from pathlib import Path
 
 import submitit
+
+from .cli import ArgumentParser
 
 LAUNCHERS = {"local": "local", "slurm": "slurm", "debug": "debug"}   # ours -> submitit's cluster name
 
@@ -103,7 +104,7 @@ def main(argv=None):
     if "--" not in argv:
         sys.exit("usage: python -m common.launch [options] -- GRID_MODULE [grid options] (see --help)")
     split = argv.index("--")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--launcher", required=True, choices=LAUNCHERS)
     parser.add_argument("--workers", type=int, default=0,
                         help="how many workers (default: one per visible GPU, or 1; slurm: required)")

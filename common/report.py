@@ -11,11 +11,15 @@ diff in parentheses, then the paper). Every figure carries a footer naming its b
 from __future__ import annotations
 
 import argparse
+import math
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .cli import ArgumentParser
+from .data.longtail import GROUP_NAMES
 
 DASH = "–"
 
@@ -39,7 +43,7 @@ def report_parser(doc: str, presets, results: Path | None = None) -> argparse.Ar
     study takes one; default ``results``) and ``--seeds``."""
     from .grid import seed_list
 
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=presets)
     if results is not None:
         parser.add_argument("--results", type=Path, default=results, help="holds runs/<preset>/; tables go to <preset>/")
@@ -352,3 +356,36 @@ def plot_curves(records: dict, path, title: str, footer: str = ""):
                    ncol=min(4, len(labels)), fontsize=7)
     fig.suptitle(title, fontsize=9)
     return save_figure(fig, path, footer, rect=(0, 0.06 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
+
+
+def per_class_summary(record: dict) -> str:
+    """Each test set's top-1 / ECE / group accuracies, then recall and precision per class."""
+    lines = []
+    for name, m in record["metrics"].items():
+        classes, counts = record["classes"], record["train_counts"]
+        width = max(8, *(len(str(c)) for c in classes))
+        groups = "  ".join(f"{g} {100 * m[g]:.2f}%" for names in GROUP_NAMES.values() for g in names
+                           if g in m and not math.isnan(m[g]))
+        lines += [f"{name} ({m['n']} images): top-1 {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%  {groups}",
+                  f"  {'class':{width}s} {'train':>6s} {'test':>5s} {'recall':>7s} {'precision':>9s}"]
+        for c, cls in enumerate(classes):
+            lines.append(f"  {str(cls):{width}s} {counts[c]:6d} {m['support'][c]:5d} {100 * m['recall'][c]:6.2f}% "
+                         f"{100 * m['precision'][c]:8.2f}%")
+    return "\n".join(lines)
+
+
+def save_confusion(record: dict, folder: Path, title: str) -> list[Path]:
+    """``confusion_<test set>.png`` (row-normalised) in ``folder`` for each test set."""
+    paths = []
+    for name, m in record["metrics"].items():
+        path = Path(folder) / f"confusion_{name}.png"
+        plot_confusion(m["confusion_matrix"], record["classes"], path,
+                       f"{title}: {name} set (top-1 {100 * m['accuracy']:.2f}%)", footer=budget_label(record))
+        paths.append(path)
+    return paths
+
+
+def report_run(record: dict, folder: Path, title: str) -> None:
+    print(per_class_summary(record))
+    for path in save_confusion(record, folder, title):
+        print(f"confusion matrix: {path}")

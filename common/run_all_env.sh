@@ -1,5 +1,6 @@
 # Sourced by every study's run_all.sh: strict mode, repository root, python, default preset.
 set -euo pipefail
+set -f   # no filename expansion: patterns such as ONLY='cifar10_*' reach the grids as patterns
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python}
 if [ -z "${PRESET:-}" ]; then

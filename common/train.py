@@ -14,9 +14,7 @@ is printed.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import math
 import re
 import sys
 import types
@@ -27,133 +25,103 @@ from pathlib import Path
 import yaml
 from pydantic import AfterValidator
 
-from .config import (ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig, TrainConfig, close_match,
-                     config_hash, config_record, deep_merge, parse_overrides, validate_config)
+from pydantic.fields import FieldInfo
+
+from .cli import ArgumentParser
+from .config import (ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig, TrainConfig, config_hash,
+                     config_record, deep_merge, loss_kwargs_schema, parse_overrides, validate_config)
 from .experiment import RUN_ERRORS, evaluate_checkpoint, run_experiment
-from .data import GROUP_NAMES
 from .losses import LOSSES
+from .report import report_run
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig, "eval": EvalConfig}
 RENAMED = {("model", "name"): "model", ("model", "kwargs"): "model-kwargs", ("loss", "name"): "loss",
            ("train", "gamma"): "lr-gamma"}
 FLAT_DEFAULTS = {"train": {"keep_weights": True}}     # a flat run keeps its weights, for --eval
+NONE = {"none", "None", "null", "~"}
 
 
-def config_flags() -> dict[str, tuple[str, str, typing.Any]]:
-    """``--flag`` -> (section, key, annotation) for every key of every section and every keyword
-    of every registered loss. A key is its own flag unless two sections share it."""
+def config_flags() -> dict[str, tuple[str, str, FieldInfo | None]]:
+    """``--flag`` -> (section, key, field) for every key of every section (a key is its own flag
+    unless two sections share it) and ``--loss-KEY`` (field None) for every keyword of every
+    registered loss."""
     shared = Counter(key for schema in SECTIONS.values() for key in schema.model_fields)
     flags = {}
     for section, schema in SECTIONS.items():
         for key, field in schema.model_fields.items():
             name = RENAMED.get((section, key)) or (key if shared[key] == 1 else f"{section}-{key}")
-            flags["--" + name.replace("_", "-")] = (section, key, field.annotation)
-    for key, annotation in loss_keywords().items():
-        flags["--loss-" + key.strip("_").replace("_", "-")] = ("loss", key, annotation)
+            flags["--" + name.replace("_", "-")] = (section, key, field)
+    for key in dict.fromkeys(k for name in LOSSES for k in loss_kwargs_schema(name).model_fields):
+        flags["--loss-" + key.strip("_").replace("_", "-")] = ("loss", key, None)
     return flags
 
 
-def loss_keywords() -> dict[str, typing.Any]:
-    """Keyword -> type hint of every registered loss's constructor (past the class counts)."""
-    out = {}
-    for cls in LOSSES.values():
-        hints = typing.get_type_hints(cls.__init__)
-        for p in list(inspect.signature(cls.__init__).parameters.values())[2:]:
-            out.setdefault(p.name, hints.get(p.name, typing.Any))
-    return out
+def _loss_help(key: str) -> str:
+    """Which registered losses take keyword ``key``, with their defaults."""
+    fields = {name: loss_kwargs_schema(name).model_fields.get(key) for name in LOSSES}
+    fields = {name: f for name, f in fields.items() if f is not None}
+    shown = {name: "required" if f.is_required() else f"default {f.default}" for name, f in fields.items()}
+    if len(fields) == len(LOSSES) and len(set(shown.values())) == 1:
+        return f"every loss; {next(iter(shown.values()))}"
+    return "; ".join(f"{name}: {text}" for name, text in shown.items())
 
 
 def _inner(annotation, metadata=()):
-    """``(type, choices)`` under Optional / Annotated; ``choices`` from a registry check
+    """``(type, choices)`` under Optional / Annotated / list; ``choices`` from a registry check
     (:func:`common.config.one_of`)."""
     if typing.get_origin(annotation) is typing.Annotated:
         return _inner(typing.get_args(annotation)[0], annotation.__metadata__)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return _inner(args[0], metadata)
+    if typing.get_origin(annotation) is list and args:
+        return list, _inner(args[0])[1]
     checks = [m.func for m in metadata if isinstance(m, AfterValidator)]
     return annotation, next((c.choices for c in checks if hasattr(c, "choices")), None)
 
 
-def _comments(schema) -> dict[str, str]:
-    """The end-of-line comment beside each key in ``schema``'s source (continued on the lines
-    below, aligned with it): the one place the keys are explained."""
-    try:
-        source = inspect.getsource(schema).splitlines()
-    except OSError:
-        return {}
-    notes, key = {}, None
-    for line in source:
-        field = re.match(r" {4}(\w+): [^#]*?(?:#\s*(.*))?$", line)
-        more = re.match(r" {5,}#\s*(.*)$", line)
-        if field:
-            key = field.group(1) if field.group(2) else None
-            if key:
-                notes[key] = field.group(2)
-        elif more and key:
-            notes[key] += " " + more.group(1)
-        else:
-            key = None
-    return notes
+def flag_value(text: str):
+    """A flag's value as YAML (numbers, lists, mappings); none / None / null is None."""
+    return None if text in NONE else yaml.safe_load(text)
 
 
-def _loss_defaults(key: str) -> str:
-    """The default of keyword ``key`` for each registered loss that takes it."""
-    defaults = {name: inspect.signature(cls).parameters[key].default
-                for name, cls in LOSSES.items() if key in inspect.signature(cls).parameters}
-    if len(defaults) == len(LOSSES) and len(set(map(repr, defaults.values()))) == 1:
-        return f"every loss: {next(iter(defaults.values()))}"
-    return ", ".join(f"{name} {value}" for name, value in defaults.items())
-
-
-def yaml_value(text: str):
-    return yaml.safe_load(text)
+def flag_text(text: str):
+    """A string flag's value as typed; none / None / null is None."""
+    return None if text in NONE else text
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    comments = {section: _comments(schema) for section, schema in SECTIONS.items()}
     groups = {section: parser.add_argument_group(f"{section} section") for section in SECTIONS}
-    for flag, (section, key, annotation) in config_flags().items():
-        field = SECTIONS[section].model_fields.get(key)
-        kind, choices = _inner(annotation, field.metadata if field else ())
-        if field is None:     # a loss's own keyword
-            bits = [f"default: {_loss_defaults(key)}"]
+    for flag, (section, key, field) in config_flags().items():
+        if field is None:
+            kind, choices, bits = typing.Any, None, [f"loss keyword of {_loss_help(key)}"]
         else:
+            kind, choices = _inner(field.annotation, field.metadata)
             default = FLAT_DEFAULTS.get(section, {}).get(key, field.default)
-            bits = [comments[section].get(key, ""), "required" if field.is_required() else f"default: {default}"]
+            bits = [field.description or "", "required" if field.is_required() else f"default: {default}"]
         if choices is not None:
             bits.insert(1, f"one of: {', '.join(sorted(map(str, choices)))}")
-        kwargs = dict(dest=f"{section}.{key}", default=argparse.SUPPRESS, help="; ".join(b for b in bits if b))
+        help_text = "; ".join(b for b in bits if b).replace("%", "%%")     # argparse %-formats help
+        kwargs = dict(dest=f"{section}.{key}", default=argparse.SUPPRESS, help=help_text)
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(kind) is list:
-            kwargs.update(nargs="+", type=yaml_value, metavar="V")
+        elif kind is list:
+            kwargs.update(nargs="+", type=flag_value, metavar="V")
         else:
-            kwargs.update(type=str if kind is str else yaml_value, metavar=key.strip("_").upper())
+            kwargs.update(type=flag_text if kind is str else flag_value, metavar=key.strip("_").upper())
         groups[section].add_argument(flag, **kwargs)
 
 
-class Parser(argparse.ArgumentParser):
-    """An unknown flag is an error that names the closest flag."""
-
-    def parse_args(self, args=None, namespace=None):
-        known, unknown = self.parse_known_args(args, namespace)
-        if unknown:
-            flags = [s for a in self._actions for s in a.option_strings]
-            self.error("; ".join(f"unknown argument {u!r}{close_match(u.split('=')[0], flags)}" for u in unknown))
-        return known
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m common.train", description=__doc__.split("\n\n")[0], allow_abbrev=False,
+    parser = ArgumentParser(prog="python -m common.train", description=__doc__.split("\n\n")[0],
                     usage="%(prog)s --model NAME --dataset NAME [--loss NAME] [--imb-factor F] [--epochs N] "
                           "[--seed S] [FLAG ...]\n       %(prog)s --eval RUN_OR_CHECKPOINT [--data DIR]",
                     epilog="Anything else: --set SECTION.KEY=VALUE (e.g. --set method.name=...). Keys are explained "
                            "in common/config.py; losses in common/losses/.")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="run folder (default: runs/train/<dataset>_<model>_<loss>_s<seed>_<hash>)")
-    run.add_argument("--data", help="data root holding cifar-10-batches-py/ or cifar-100-python/ "
-                                    "(default: $LTREPRO_DATA or ./data)")
+    run.add_argument("--data", help="data root holding cifar-10-batches-py/ or cifar-100-python/ (default: "
+                                    "$LTREPRO_DATA or ./data; with --eval the run's own if it is here)")
     run.add_argument("--device", help="cuda, cpu, ... (default: cuda if available)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="any config value (parsed as YAML), after the flags")
@@ -177,7 +145,7 @@ def flag_config(args: argparse.Namespace) -> dict:
 
 def config_from_args(args: argparse.Namespace):
     flags, extra = flag_config(args), parse_overrides(args.set)
-    layers = [("--set", extra), ("the command line", flags), ("common.train's defaults", FLAT_DEFAULTS)]
+    layers = [("--set", extra), ("the command line", flags)]      # FLAT_DEFAULTS are valid: not a source
     try:
         return validate_config(deep_merge(deep_merge(FLAT_DEFAULTS, flags), extra), layers)
     except ConfigError as err:   # name the flag the user typed
@@ -194,52 +162,20 @@ def default_out(cfg) -> Path:
                                 f"{config_hash(config_record(cfg))[:6]}"
 
 
-def per_class_summary(record: dict) -> str:
-    """Each test set's top-1 / ECE / group accuracies, then recall and precision per class."""
-    lines = []
-    for name, m in record["metrics"].items():
-        classes, counts = record["classes"], record["train_counts"]
-        width = max(8, *(len(str(c)) for c in classes))
-        groups = "  ".join(f"{g} {100 * m[g]:.2f}%" for names in GROUP_NAMES.values() for g in names
-                           if g in m and not math.isnan(m[g]))
-        lines += [f"{name} ({m['n']} images): top-1 {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%  {groups}",
-                  f"  {'class':{width}s} {'train':>6s} {'test':>5s} {'recall':>7s} {'precision':>9s}"]
-        for c, cls in enumerate(classes):
-            lines.append(f"  {str(cls):{width}s} {counts[c]:6d} {m['support'][c]:5d} {100 * m['recall'][c]:6.2f}% "
-                         f"{100 * m['precision'][c]:8.2f}%")
-    return "\n".join(lines)
-
-
-def save_confusion(record: dict, folder: Path, title: str) -> list[Path]:
-    """``confusion_<test set>.png`` (row-normalised) in ``folder`` for each test set."""
-    from .report import budget_label, plot_confusion
-
-    paths = []
-    for name, m in record["metrics"].items():
-        path = Path(folder) / f"confusion_{name}.png"
-        plot_confusion(m["confusion_matrix"], record["classes"], path,
-                       f"{title}: {name} set (top-1 {100 * m['accuracy']:.2f}%)", footer=budget_label(record))
-        paths.append(path)
-    return paths
-
-
-def report_run(record: dict, folder: Path, title: str) -> None:
-    print(per_class_summary(record))
-    for path in save_confusion(record, folder, title):
-        print(f"confusion matrix: {path}")
-
-
 def evaluate(args) -> None:
+    """``--eval``: a run folder's ``weights.pt`` or a checkpoint file in one; results in
+    ``RUN/eval/<checkpoint>/``."""
     if not args.eval.exists():
         raise ConfigError(f"--eval {args.eval}: no such run folder or checkpoint")
     run_dir = args.eval if args.eval.is_dir() else args.eval.parent
     result = evaluate_checkpoint(run_dir, None if args.eval.is_dir() else args.eval, args.data, args.device)
-    out = run_dir / "eval"
-    out.mkdir(exist_ok=True)
+    checkpoint = Path(result["checkpoint"])
+    out = run_dir / "eval" / checkpoint.stem
+    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
-    report_run(result, out, f"{run_dir.name} ({Path(result['checkpoint']).name}, evaluated)")
+    report_run(result, out, f"{run_dir.name} ({checkpoint.name}, evaluated)")
     recorded = run_dir / "record.json"
-    if recorded.exists():
+    if checkpoint.name == "weights.pt" and recorded.exists():    # the weights the record was measured with
         then = json.loads(recorded.read_text())["metrics"]
         for name, m in result["metrics"].items():
             if name in then:

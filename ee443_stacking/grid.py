@@ -12,7 +12,6 @@ rows share, or the sweep's best run that is also the baseline and a stacking mem
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -21,6 +20,7 @@ from typing import Annotated
 
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
+from common.cli import ArgumentParser
 from common.config import (ConfigError, Section, check_preset, deep_merge, load_config, one_of, parse_overrides,
                            preset_names, read_config_file)
 from common.derived import average_ensemble, stacked_ensemble
@@ -232,7 +232,7 @@ def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(BASE))
     parser.add_argument("--data", default=None)
     add_grid_arguments(parser, "results/ee443_stacking/runs")

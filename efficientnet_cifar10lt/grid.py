@@ -7,11 +7,11 @@ tau-normalisation trains nothing: it rescales stage 1's classifier (``posthoc.py
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.cli import ArgumentParser
 from common.config import load_config, parse_overrides, preset_names
 from common.data import longtail_counts
 from common.engine import default_device
@@ -86,7 +86,7 @@ def plan(preset: str, rows, device, cli=None) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--data", default=None)
     add_grid_arguments(parser, "results/efficientnet_cifar10lt/runs")

@@ -8,11 +8,11 @@ between augmentation and the model.
 """
 from __future__ import annotations
 
-import argparse
 
 import torch
 import torch.nn.functional as F
 
+from common.cli import ArgumentParser
 from common.data import CIFAR10_MEAN, CIFAR10_STD, build_augment
 from common.engine import TrainConfig, autocast, default_device, match_memory_format, use_channels_last
 from common.models import build_model
@@ -52,7 +52,7 @@ def measure(name, device, batch_size, batches, warmup=3):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default=None)

@@ -11,13 +11,13 @@ minutes (the other cells show a dash).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.cli import ArgumentParser
 from common.config import ConfigError, load_config, parse_overrides, preset_names
-from common.data.cifar import LAYOUTS, default_data_root
+from common.data.cifar import LAYOUTS, default_data_root, missing_files
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, num_classes_of, planned_training_indices
 from common.grid import Job, add_grid_arguments, add_selection_arguments, run_jobs, seed_plan, select
@@ -118,8 +118,7 @@ def with_data(todo: list[Run], data_root) -> list[Run]:
     """The runs whose dataset's files are in ``data_root``; one line for each dataset that is
     not there (its runs are left out; the tables show dashes for their cells)."""
     root = Path(data_root) if data_root else default_data_root()
-    missing = [ds for ds in DATASETS if not all((root / LAYOUTS[ds].folder / f).is_file()
-                                                for f in LAYOUTS[ds].train_files + LAYOUTS[ds].test_files)]
+    missing = [ds for ds in DATASETS if missing_files(ds, root)]
     for ds in missing:
         if n := sum(dataset_of(r) == ds for r in todo):
             print(f"{ds.upper().replace('CIFAR', 'CIFAR-')} not found in {root / LAYOUTS[ds].folder} (offline?): its "
@@ -150,7 +149,7 @@ def plan(preset: str, todo: list[Run], device, cli: dict) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
     parser.add_argument("--data", default=None)
     add_grid_arguments(parser, "results/sla_multiexpert/runs")

@@ -105,14 +105,14 @@ def main(argv=None):
                 frame["row"], frame["column"] = frame["column"], frame["row"]
         plot_paper_vs_ours(sub_p, sub_o, "2", "ours", out / f"table_2_{ds}_accuracy.png",
                            f"{ds}-LT top-1 by imbalance ratio: paper vs ours ({args.preset})", cols,
-                           "top-1 accuracy (%)", "dataset_imbalance ratio", footer(f"{ds}_"))
+                           "top-1 accuracy (%)", "dataset and imbalance ratio", footer(f"{ds}_"))
         # ECE of the main run per ratio: Table 7's 1/tau = 1 column
         ece_p = paper[(paper["table"] == "7") & (paper["column"] == "ece_invtau_1") & paper["row"].isin(cols)]
         ece_o = (ours[(ours["table"] == "7") & (ours["column"] == "ece_invtau_1") & ours["row"].isin(cols)]
                  if len(ours) else ours)
         plot_paper_vs_ours(ece_p, ece_o, "7", "ece_invtau_1", out / f"ece_{ds}.png",
                            f"{ds}-LT ECE of the full method by imbalance ratio ({args.preset})", cols, "ECE (%)",
-                           "dataset_imbalance ratio", footer(f"{ds}_"))
+                           "dataset and imbalance ratio", footer(f"{ds}_"))
         for metric in ("acc", "ece"):
             series = {}
             for source, frame in (("paper", paper), ("ours", ours)):

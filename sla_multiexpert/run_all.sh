@@ -18,7 +18,7 @@ if [ "$PRESET" = smoke ]; then
   DATA=data/synthetic_sla      # smoke always uses tiny synthetic data: minutes, not hours
   synthetic_data "$DATA" 8 2 cifar10 cifar100
 else   # download what is missing, if this machine can; the grid skips the runs of a dataset still missing
-  for ds in cifar10 cifar100; do $PY -m common.data.fetch --root "$DATA" $ds 2>/dev/null || true; done
+  for ds in cifar10 cifar100; do $PY -m common.data.fetch --root "$DATA" $ds || true; done
   SKIP=--skip-missing-data
 fi
 grid_then_report "sla_multiexpert.grid --preset $PRESET --data $DATA ${SKIP:-} ${ONLY:+--only $ONLY}" \

@@ -149,5 +149,14 @@ def test_a_registered_loss_is_usable_from_configs_and_the_flat_command():
         assert torch.isfinite(loss(torch.zeros(2, 2), torch.tensor([0, 1])))
         with pytest.raises(ValueError, match="taken"):
             register_loss("test_margin_ce")(type("Other", (ClassCountLoss,), {}))
+
+        @register_loss("test_needs_margin")
+        class NeedsMargin(MarginCE):
+            def __init__(self, class_counts, margin: float, weight=None):
+                super().__init__(class_counts, margin, weight)
+
+        with pytest.raises(ConfigError, match="loss.margin: required"):     # before any training, not a TypeError
+            validate_config({**raw, "loss": {"name": "test_needs_margin"}})
     finally:
         LOSSES.pop("test_margin_ce")
+        LOSSES.pop("test_needs_margin", None)

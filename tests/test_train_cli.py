@@ -1,12 +1,14 @@
 """The flat single-run command (common.train): flags over the validated config, per-class
 summary, confusion matrix, eval-only on the kept weights, typos stopped before training."""
 import json
+import re
 
 import pytest
 import yaml
 
 from common import train as flat
-from common.config import config_record, validate_config
+from common.config import ConfigError, config_record, validate_config
+from common.report import per_class_summary
 
 
 def _train(argv, capsys):
@@ -34,7 +36,7 @@ def test_flat_run_saves_config_weights_and_confusion(flat_run):
 
 def test_per_class_summary_lists_every_class_recall(flat_run):
     record = json.loads((flat_run / "record.json").read_text())
-    text = flat.per_class_summary(record)
+    text = per_class_summary(record)
     m = record["metrics"]["test"]
     for c, name in enumerate(record["classes"]):
         line = next(x for x in text.splitlines() if x.split()[:1] == [name])
@@ -43,11 +45,12 @@ def test_per_class_summary_lists_every_class_recall(flat_run):
 
 def test_eval_only_reproduces_the_recorded_metrics(flat_run, synthetic_root, capsys):
     out = _train(["--eval", str(flat_run), "--data", str(synthetic_root)], capsys)
-    evaluated = json.loads((flat_run / "eval" / "metrics.json").read_text())
+    evaluated = json.loads((flat_run / "eval" / "weights" / "metrics.json").read_text())
     recorded = json.loads((flat_run / "record.json").read_text())
     assert evaluated["metrics"]["test"]["accuracy"] == recorded["metrics"]["test"]["accuracy"]
     assert evaluated["metrics"]["test"]["confusion_matrix"] == recorded["metrics"]["test"]["confusion_matrix"]
-    assert (flat_run / "eval" / "confusion_test.png").exists() and "recall" in out
+    assert (flat_run / "eval" / "weights" / "confusion_test.png").exists() and "recall" in out
+    assert "when trained" in out
 
 
 def test_flags_and_yaml_give_the_same_config():
@@ -68,9 +71,11 @@ def test_every_config_key_is_a_flag_listed_in_help():
     for section, schema in flat.SECTIONS.items():
         for key in schema.model_fields:
             assert (section, key) in covered, f"{section}.{key} has no flag"
+    listed = {s for action in flat.build_parser()._actions for s in action.option_strings}
+    assert set(flags) <= listed
     text = flat.build_parser().format_help()
     for flag in flags:
-        assert flag in text
+        assert re.search(rf"{flag}\b(?!-)", text), flag
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -86,6 +91,21 @@ def test_typos_stop_before_training(argv, expected, monkeypatch, capsys):
         flat.main(["--model", "resnet32", "--dataset", "cifar10", *argv])
     message = str(exit_.value.code) if exit_.value.code not in (None, 0, 2) else capsys.readouterr().err
     assert exit_.value.code not in (None, 0) and expected in message
+
+
+def test_eval_of_a_checkpoint_file_writes_beside_its_name(flat_run, synthetic_root, capsys):
+    _train(["--eval", str(flat_run / "weights.pt"), "--data", str(synthetic_root)], capsys)
+    assert json.loads((flat_run / "eval" / "weights" / "metrics.json").read_text())["checkpoint"].endswith("weights.pt")
+
+
+def test_none_unsets_and_errors_name_their_flag():
+    parse = flat.build_parser().parse_args
+    cfg = flat.config_from_args(parse(["--model", "resnet32", "--dataset", "cifar10", "--imb-factor", "None",
+                                       "--weights", "null", "--sampler", "none"]))
+    assert cfg.data.imb_factor is None and cfg.model.weights is None and cfg.data.sampler is None
+    with pytest.raises(ConfigError) as err:
+        flat.config_from_args(parse(["--model", "resnet32", "--dataset", "cifar10", "--lws"]))
+    assert str(err.value) == "invalid config: model.lws needs model.init_from (the run whose weights are loaded)"
 
 
 def test_eval_of_a_missing_folder_is_one_line(tmp_path, capsys):

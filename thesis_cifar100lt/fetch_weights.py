@@ -7,16 +7,16 @@ visible to the offline compute nodes (copy them, or share TORCH_HOME / HF_HOME).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
+from common.cli import ArgumentParser
 from common.models import PretrainedWeightsUnavailable, build_model, pretrained_source
 
 from .grid import MODEL_KWARGS, MODELS
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 2)[2])
+    parser = ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS, help="default: all four")
     args = parser.parse_args(argv)
     for name in args.models:

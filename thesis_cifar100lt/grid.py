@@ -11,7 +11,6 @@ fills those caches on a machine with network).
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from common.cli import ArgumentParser
 from common.config import load_config, parse_overrides, preset_names
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, thesis_split_from_config
@@ -103,7 +103,7 @@ def plan(preset: str, runs, device, cli: dict | None = None) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=preset_names(BASE_CONFIG))
     parser.add_argument("--data", default=None, help="folder holding cifar-100-python/ (default: $LTREPRO_DATA or "
                         "./data); --plan, --list and --show-config need none")

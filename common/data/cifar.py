@@ -108,15 +108,10 @@ class CifarFormatError(CifarError, ValueError):
 
 def _missing_message(name: str, folder: Path, files: list[str], reason: str) -> str:
     layout = LAYOUTS[name]
-    expected = ", ".join((*layout.train_files, *layout.test_files, layout.meta_file))
-    return (
-        f"{name}: {reason} in {folder}.\n"
-        f"  Expected the official python-version files: {expected}\n"
-        f"  Missing or unreadable: {', '.join(files)}\n"
-        f"  Fix: point LTREPRO_DATA (or --data) at the folder that contains '{layout.folder}/', "
-        f"or pass download=True on a machine with network (torchvision fetches the archive), "
-        f"or write synthetic stand-ins with "
-        f"`python -m common.data.synthetic --dataset {name} --out DIR`.")
+    return (f"{name}: {reason} in {folder} (missing or unreadable: {', '.join(files)}). Fix: point LTREPRO_DATA "
+            f"(or --data) at the folder that holds '{layout.folder}/', fetch it there with `python -m common.data.fetch "
+            f"--root DIR {name}` (needs network), or write synthetic stand-ins with `python -m common.data.synthetic "
+            f"--dataset {name} --out DIR`.")
 
 
 def _download(name: str, root: Path) -> None:
@@ -125,6 +120,15 @@ def _download(name: str, root: Path) -> None:
     cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[name]
     for train in (True, False):
         cls(root=str(root), train=train, download=True)
+
+
+def missing_files(name: str, root, train: bool | None = None) -> list[str]:
+    """The official files of dataset ``name`` that ``root`` lacks: the training or test split's
+    (``train`` True / False) or both (None), and the metadata file."""
+    layout = LAYOUTS[name]
+    splits = {True: layout.train_files, False: layout.test_files}
+    files = [*(f for t in ((True, False) if train is None else (train,)) for f in splits[t]), layout.meta_file]
+    return [f for f in files if not (Path(root) / layout.folder / f).is_file()]
 
 
 def load_cifar(name: str, root=None, train: bool = True, download: bool = False):
@@ -139,10 +143,10 @@ def load_cifar(name: str, root=None, train: bool = True, download: bool = False)
     root = Path(root) if root is not None else default_data_root()
     folder = root / layout.folder
     files = [*(layout.train_files if train else layout.test_files), layout.meta_file]
-    missing = [f for f in files if not (folder / f).is_file()]
+    missing = missing_files(name, root, train)
     if missing and download:
         _download(name, root)
-        missing = [f for f in files if not (folder / f).is_file()]
+        missing = missing_files(name, root, train)
     if missing:
         raise CifarNotFoundError(_missing_message(name, folder, missing, "files not found"))
 

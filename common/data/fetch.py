@@ -1,16 +1,16 @@
 """Make sure CIFAR datasets are on disk, downloading what is missing (a command-line tool)."""
 from __future__ import annotations
 
+from ..cli import ArgumentParser
 from .cifar import LAYOUTS, default_data_root, load_cifar
 
 
 def main(argv=None):
     """``python -m common.data.fetch --root DIR cifar10 cifar100``: make sure the datasets are
     there, downloading what is missing; exits 1 with the reason when that cannot be done."""
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser = ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+", choices=sorted(LAYOUTS))
     parser.add_argument("--root", default=None)
     args = parser.parse_args(argv)

@@ -8,12 +8,12 @@ small network learns the classes in an epoch or two but not instantly.
 """
 from __future__ import annotations
 
-import argparse
 import pickle
 from pathlib import Path
 
 import numpy as np
 
+from ..cli import ArgumentParser
 from .cifar import LAYOUTS
 from .class_names import (CIFAR10_CLASSES, CIFAR100_CLASSES, CIFAR100_COARSE_CLASSES,
                           CIFAR100_COARSE_OF_FINE)
@@ -99,7 +99,7 @@ def is_synthetic(name: str, root) -> bool:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(LAYOUTS), required=True)
     parser.add_argument("--out", required=True, help="folder that will hold the official sub-folder")
     parser.add_argument("--train-per-class", type=int, default=None, help="default: the real dataset's")

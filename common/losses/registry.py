@@ -18,10 +18,12 @@ LOSSES: dict[str, type] = {}
 
 
 def register_loss(name: str):
-    """Class decorator: make the loss available as ``name`` everywhere a loss is chosen."""
+    """Class decorator: make the loss available as ``name`` everywhere a loss is chosen. A name
+    taken by another class is an error (re-importing the same module is not)."""
     def wrap(cls):
-        if name in LOSSES and LOSSES[name] is not cls:
-            raise ValueError(f"loss name {name!r} is taken by {LOSSES[name].__qualname__}")
+        taken = LOSSES.get(name)
+        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"loss name {name!r} is taken by {taken.__module__}.{taken.__qualname__}")
         LOSSES[name] = cls
         return cls
     return wrap

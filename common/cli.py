@@ -1,0 +1,26 @@
+"""The argument parser of every command here: a mistake is one line and a non-zero exit."""
+from __future__ import annotations
+
+import argparse
+
+from .config import close_match
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's, except that an error prints one line (no usage block; ``--help`` has it),
+    an unknown flag names the closest known one, and flags are never abbreviated."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        known, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            flags = [s for action in self._actions for s in action.option_strings]
+            unknown = [u for u in unknown if u.startswith("-")] or unknown    # not the unknown flag's value too
+            self.error("; ".join(f"unknown argument {u!r}{close_match(u.split('=')[0], flags)}" for u in unknown))
+        return known
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
