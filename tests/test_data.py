@@ -58,7 +58,7 @@ def test_missing_folder_error_names_path_files_and_fix(tmp_path):
         load_cifar("cifar100", tmp_path / "nowhere", train=True)
     msg = str(err.value)
     assert str(tmp_path / "nowhere" / "cifar-100-python") in msg
-    assert "train" in msg and "meta" in msg and "LTREPRO_DATA" in msg and "download=True" in msg
+    assert "train" in msg and "meta" in msg and "LTREPRO_DATA" in msg and "python -m common.data.fetch --root DIR cifar100" in msg
 
 
 def test_thesis_split_sizes_disjointness_and_order():

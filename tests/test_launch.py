@@ -1,4 +1,5 @@
 """Several workers on one grid through submitit (local executor here; SLURM takes the same path)."""
+import argparse
 import json
 import time
 
@@ -22,7 +23,7 @@ def repo_on_path(monkeypatch):
 
 
 def _executor(tmp_path, workers):
-    args = launch.argparse.Namespace(time=10, name="test", partition=None, gpus_per_worker=0, cpus_per_worker=1,
+    args = argparse.Namespace(time=10, name="test", partition=None, gpus_per_worker=0, cpus_per_worker=1,
                                      mem_gb=None)
     return launch.build_executor("local", tmp_path / "logs", workers, args)
 
@@ -67,7 +68,7 @@ def test_debug_launcher_runs_the_workers_then_the_report(tiny_root, tmp_path, re
     code = launch.launch("debug", 1, [*GRID[:5], "--losses", "ce", "--train-sets", "long_tailed", "--data", str(tiny_root),
                                       "--out", str(tmp_path / "runs")],
                          ["thesis_cifar100lt.report", "--preset", "smoke", "--results", str(tmp_path)],
-                         launch.argparse.Namespace(logs=str(tmp_path / "logs"), time=10, name="t", partition=None,
+                         argparse.Namespace(logs=str(tmp_path / "logs"), time=10, name="t", partition=None,
                                                    gpus_per_worker=0, cpus_per_worker=1, mem_gb=None))
     assert code == 0 and (tmp_path / "smoke" / "table_4_4.md").exists()
 
@@ -86,7 +87,7 @@ def test_slurm_options_reach_the_sbatch_file(tmp_path, monkeypatch):
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
     (tmp_path / "bin" / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{launch.os.environ['PATH']}")
-    args = launch.argparse.Namespace(time=None, name="ltrepro", partition="gpu", gpus_per_worker=1, cpus_per_worker=8,
+    args = argparse.Namespace(time=None, name="ltrepro", partition="gpu", gpus_per_worker=1, cpus_per_worker=8,
                                      mem_gb=None)
     executor = launch.build_executor("slurm", tmp_path / "logs", 16, args)
     assert executor._executor.parameters["array_parallelism"] == 16
