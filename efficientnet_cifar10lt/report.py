@@ -64,6 +64,8 @@ def recall_figure(records: dict, path: Path, title: str, footer: str):
     ax.set_ylabel("recall (%)")
     ax.set_ylim(0, 105)
     ax.set_title(title, fontsize=9)
+    if not records:
+        ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes, gid="missing")
     legend_outside(ax)
     return save_figure(fig, path, footer)
 
