@@ -150,6 +150,7 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 NARROW_ABOVE = 12     # a comparison with more columns than this is written as two narrow tables
+NARROW_COLUMNS = 6    # ... each split into blocks of at most this many columns
 
 
 def _with_diff(ours: str, diff: str) -> str:
@@ -183,8 +184,11 @@ def write_table(df: pd.DataFrame, path_stem, title: str, notes: list[str] = ()) 
     path_stem.parent.mkdir(parents=True, exist_ok=True)
     if _is_comparison(df) and len(df.columns) > NARROW_ABOVE:
         ours, paper = narrow_layout(df)
-        tables = ["## Ours (ours - paper in parentheses; a dash where no run)", "", to_markdown(ours), "",
-                  "## Paper", "", to_markdown(paper)]
+        blocks = np.array_split(np.arange(len(ours.columns)), -(-len(ours.columns) // NARROW_COLUMNS))
+        tables = ["## Ours (ours - paper in parentheses; a dash where no run)", ""]
+        tables += [line for b in blocks for line in (to_markdown(ours.iloc[:, b]), "")]
+        tables += ["## Paper", ""] + [line for b in blocks for line in (to_markdown(paper.iloc[:, b]), "")]
+        tables.pop()
     else:
         tables = [to_markdown(df)]
     body = [f"# {title}", ""] + [f"- {n}" for n in notes] + ["", *tables, ""]

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from common.report import (DASH, combine_seeds, comparison_table, figure_footer, narrow_layout, ours_frame,
+from common.report import (DASH, NARROW_COLUMNS, combine_seeds, comparison_table, figure_footer, narrow_layout, ours_frame,
                            plot_confusion, plot_curves, plot_group_lines, plot_paper_vs_ours, write_table)
 
 
@@ -109,3 +109,15 @@ def test_a_single_sweep_point_says_so(tmp_path):
     assert two.axes[0].get_xlabel() == "mixup alpha"
     curves = plot_curves({"run": {"history": [{"epoch": 1, "train_loss": 2.0}]}}, tmp_path / "c.png", "t")
     assert "single epoch: 1" in curves.axes[0].get_xlabel()
+
+
+def test_a_very_wide_comparison_is_split_into_blocks(tmp_path):
+    """37 columns (SLA Table 7's size): blocks of at most NARROW_COLUMNS, every column kept once."""
+    df = comparison_table(_wide_paper(12), ours_frame([]), "w")
+    write_table(df, tmp_path / "w", "Very wide")
+    md = (tmp_path / "w.md").read_text()
+    headers = [line for line in md.splitlines() if line.startswith("| row |")]
+    assert len(headers) == 4 and all(line.count("|") - 1 <= 1 + NARROW_COLUMNS for line in headers)
+    ours_part = md.split("## Paper")[0]
+    assert [c.strip() for line in headers[:2] for c in line.strip("|").split("|")[1:]] == [f"c{i}" for i in range(12)] \
+        and "c11" in ours_part
