@@ -24,7 +24,6 @@ from pathlib import Path
 
 import yaml
 from pydantic import AfterValidator
-
 from pydantic.fields import FieldInfo
 
 from .cli import ArgumentParser
@@ -113,11 +112,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="python -m common.train", description=__doc__.split("\n\n")[0],
-                    usage="%(prog)s --model NAME --dataset NAME [--loss NAME] [--imb-factor F] [--epochs N] "
-                          "[--seed S] [FLAG ...]\n       %(prog)s --eval RUN_OR_CHECKPOINT [--data DIR]",
-                    epilog="Anything else: --set SECTION.KEY=VALUE (e.g. --set method.name=...). Keys are explained "
-                           "in common/config.py; losses in common/losses/.")
+    parser = ArgumentParser(
+        prog="python -m common.train", description=__doc__.split("\n\n")[0],
+        usage="%(prog)s --model NAME --dataset NAME [--loss NAME] [--imb-factor F] [--epochs N] [--seed S] "
+              "[FLAG ...]\n       %(prog)s --eval RUN_OR_CHECKPOINT [--data DIR]",
+        epilog="Anything else: --set SECTION.KEY=VALUE, e.g. a study's method section (--set method.name="
+               "sla_multiexpert --set method.KEY=V; its keys are in that study's configs, and importing it registers "
+               "its models too). A value none / None / null unsets a key. Keys: common/config.py; losses: "
+               "common/losses/.")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="run folder (default: runs/train/<dataset>_<model>_<loss>_s<seed>_<hash>)")
     run.add_argument("--data", help="data root holding cifar-10-batches-py/ or cifar-100-python/ (default: "
