@@ -403,17 +403,17 @@ def evaluate_tests(model, tests: dict, test_tf, cfg: ExperimentConfig, group_cou
     return metrics, predictions
 
 
-def saved_config(run_dir: Path) -> ExperimentConfig:
-    """The config a run folder was trained under: its record's, or (still training or
-    interrupted) the ``config.yaml`` written when it started."""
+def saved_run(run_dir: Path) -> tuple[ExperimentConfig, dict]:
+    """The config a run folder was trained under and its record: the record's, or (still
+    training or interrupted) the ``config.yaml`` written when it started and no record (``{}``)."""
     run_dir = Path(run_dir)
     if (run_dir / "record.json").exists():
         record = json.loads((run_dir / "record.json").read_text())
         cfg = validate_config(record_config(record))
         cfg._preset = record.get("preset")
-        return cfg
+        return cfg, record
     if (run_dir / "config.yaml").exists():
-        return validate_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        return validate_config(yaml.safe_load((run_dir / "config.yaml").read_text())), {}
     raise ConfigError(f"{run_dir} is not a run folder (no record.json or config.yaml)")
 
 
@@ -422,13 +422,12 @@ def evaluate_checkpoint(run_dir, checkpoint=None, data_root=None, device=None) -
     sets, rebuilt from its config and ``data_root`` (default: the folder it trained on if it is
     here, else ``$LTREPRO_DATA`` / ``./data``); returns a record-like dict (no training)."""
     run_dir = Path(run_dir)
-    cfg = saved_config(run_dir)
+    cfg, recorded = saved_run(run_dir)
     checkpoint = Path(checkpoint) if checkpoint else run_dir / "weights.pt"
     if not checkpoint.exists():
         raise CheckpointError(f"{checkpoint} not found: a run keeps its final weights with train.keep_weights "
                               f"(common.train sets it), and last.pt only while it trains")
     device = torch.device(device) if device else default_device()
-    recorded = json.loads((run_dir / "record.json").read_text()) if (run_dir / "record.json").exists() else {}
     trained_on = recorded.get("data_root")
     if data_root is None and trained_on and Path(trained_on).is_dir():
         data_root = trained_on                      # where it trained, when that folder is here
