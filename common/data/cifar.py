@@ -142,7 +142,6 @@ def load_cifar(name: str, root=None, train: bool = True, download: bool = False)
     layout = LAYOUTS[name]
     root = Path(root) if root is not None else default_data_root()
     folder = root / layout.folder
-    files = [*(layout.train_files if train else layout.test_files), layout.meta_file]
     missing = missing_files(name, root, train)
     if missing and download:
         _download(name, root)
@@ -154,7 +153,7 @@ def load_cifar(name: str, root=None, train: bool = True, download: bool = False)
     if len(classes) != layout.num_classes:
         raise CifarFormatError(f"{folder / layout.meta_file}: {len(classes)} class names, {name} has {layout.num_classes}")
     images, labels = [], []
-    for fname in files[:-1]:
+    for fname in layout.train_files if train else layout.test_files:
         x, y = _read(folder / fname, lambda d: _batch(d, layout))
         images.append(x)
         labels.append(y)
