@@ -27,7 +27,7 @@ from common.derived import average_ensemble, stacked_ensemble
 from common.data.cifar import LAYOUTS, default_data_root
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, build_datasets, num_classes_of, planned_training_indices
-from common.grid import (Job, add_grid_arguments, add_selection_arguments, matching, preflight_weights, probe_text,
+from common.grid import (Job, add_grid_arguments, add_selection_arguments, matching, preflight_weights, probe_line,
                          probe_throughput, run_jobs, seed_plan, select)
 from common.losses.weights import SCHEMES
 from common.models import MODELS, build_model
@@ -177,8 +177,7 @@ def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
             model = build_model(cfg.model.name, num_classes_of(cfg.data)).to(device)
             probes[key] = train_ips, eval_ips = probe_throughput(model, cfg, device)
             del model
-            print(f"  probe {cfg.model.name} at {cfg.train.size or 32} px, {probe_text(cfg.train, device)}: train "
-                  f"{train_ips:.1f} images/s, eval {eval_ips:.1f} images/s", flush=True)
+            print(probe_line(cfg, device, train_ips, eval_ips), flush=True)
         train_ips, eval_ips = probes[key]
         chosen = planned_training_indices(cfg.data)
         test_images = len(chosen["heldout_fold"] if chosen["heldout_fold"] is not None else []) + \

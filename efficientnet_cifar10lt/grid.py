@@ -17,7 +17,7 @@ from common.data import longtail_counts
 from common.engine import default_device
 from common.experiment import RUN_ERRORS
 from common.grid import (Job, accuracies, add_grid_arguments, add_selection_arguments, preflight_weights,
-                         probe_text, probe_throughput, run_jobs, seed_plan, select)
+                         probe_line, probe_throughput, run_jobs, seed_plan, select)
 from common.models import build_model
 
 from .posthoc import TAU_ROWS, run_tau_norm
@@ -72,8 +72,7 @@ def plan(preset: str, rows, device, cli=None) -> None:
             model = build_model(cfg.model.name, 10).to(device)
             probes[cfg.train.size] = train_ips, eval_ips = probe_throughput(model, cfg, device)
             del model
-            print(f"  probe {cfg.model.name} at {cfg.train.size or 32} px, {probe_text(cfg.train, device)}: train "
-                  f"{train_ips:.1f} images/s, eval {eval_ips:.1f} images/s", flush=True)
+            print(probe_line(cfg, device, train_ips, eval_ips), flush=True)
         train_ips, eval_ips = probes[cfg.train.size]
         if cfg.train.classifier_only:      # one pass of the frozen backbone; the classifier epochs are negligible
             training = train_images / eval_ips

@@ -22,7 +22,7 @@ from common.cli import ArgumentParser
 from common.config import load_config, parse_overrides, preset_names
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, thesis_split_from_config
-from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_text, probe_throughput, run_jobs,
+from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_line, probe_throughput, run_jobs,
                          seed_plan, select)
 from common.grid import preflight_weights as grid_preflight
 from common.losses import LOSSES as REGISTERED_LOSSES
@@ -87,9 +87,7 @@ def plan(preset: str, runs, device, cli: dict | None = None) -> None:
             flops = forward_flops(model, size)
             train_ips, eval_ips = probe_throughput(model, cfg, device)
             probes[model_name, size] = train_ips, eval_ips, flops
-            print(f"  probe {model_name} at {size} px, {probe_text(cfg.train, device)}: train {train_ips:.1f} "
-                  f"images/s, eval {eval_ips:.1f} images/s, "
-                  f"{flops / 1e9:.2f} GFLOPs per forward", flush=True)
+            print(f"{probe_line(cfg, device, train_ips, eval_ips)}, {flops / 1e9:.2f} GFLOPs per forward", flush=True)
             del model
         train_ips, eval_ips, flops = probes[model_name, size]
         sizes = _split_sizes(cfg)
