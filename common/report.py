@@ -364,10 +364,10 @@ def plot_curves(records: dict, path, title: str, footer: str = ""):
 
 def per_class_summary(record: dict) -> str:
     """Each test set's top-1 / ECE / group accuracies, then recall and precision per class."""
+    classes, counts = record.get("classes", []), record.get("train_counts", [])
+    width = max([8, *(len(str(c)) for c in classes)])
     lines = []
     for name, m in record["metrics"].items():
-        classes, counts = record["classes"], record["train_counts"]
-        width = max(8, *(len(str(c)) for c in classes))
         groups = "  ".join(f"{g} {100 * m[g]:.2f}%" for names in GROUP_NAMES.values() for g in names
                            if g in m and not math.isnan(m[g]))
         lines += [f"{name} ({m['n']} images): top-1 {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%  {groups}",
