@@ -169,9 +169,11 @@ class TrainConfig(Section):
     mixup_alpha: NonNegativeFloat = 0.0
     """mixup's Beta(alpha, alpha); 0: no mixup"""
     amp: bool = True
-    """bf16 autocast, CUDA only"""
+    """bf16 autocast where the hardware runs it natively (CUDA; CPUs with AMX-BF16 / AVX-512-BF16), else fp32"""
     channels_last: bool = True
-    """CUDA only"""
+    """channels_last tensors, with amp's rule (and on every CUDA device)"""
+    compile: bool = False
+    """torch.compile each top-level block of the model (opt-in: compilation takes about 30 s; needs a C++ compiler on CPU)"""
     seed: int = 0
     deterministic: bool = False
     """True: cudnn.deterministic; False: cudnn.benchmark"""
@@ -446,6 +448,18 @@ def _source(loc: tuple, layers) -> str:
 def config_record(cfg: ExperimentConfig) -> dict:
     """The resolved config as plain data (every default filled in), as a record stores it."""
     return cfg.model_dump(mode="json")
+
+
+def upgrade_config(config: dict) -> dict:
+    """A stored config under today's schema: keys added since it was written take their
+    defaults; a config that no longer validates (a key removed or renamed) comes back as it is."""
+    config = copy.deepcopy(config)
+    if isinstance(config.get("method"), dict):   # before methods were named, seed 003's was the only one
+        config["method"].setdefault("name", "sla_multiexpert")
+    try:
+        return config_record(validate_config(config))
+    except (ConfigError, TypeError, AttributeError):
+        return config
 
 
 def config_hash(cfg: ExperimentConfig | dict) -> str:

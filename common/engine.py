@@ -1,8 +1,8 @@
 """One training loop for every study.
 
 ``fit`` trains with SGD or Adam under a per-epoch learning-rate schedule (linear warm-up,
-then step / multi-step / cosine / constant), bf16 autocast and channels_last on CUDA, a tqdm
-bar, a JSON-lines log, a checkpoint every epoch (``last.pt``, resumed automatically) and
+then step / multi-step / cosine / constant), bf16 autocast and channels_last where the hardware
+runs them natively (CUDA, CPUs with AMX / AVX-512-BF16; see :mod:`common.precision`), a tqdm bar, a JSON-lines log, a checkpoint every epoch (``last.pt``, resumed automatically) and
 optionally the best-on-validation one (``best.pt``); checkpoints hold tensors and plain data
 only and load with ``weights_only=True``. A study changes what one step computes
 by passing ``step`` (e.g. several augmented views and experts); a classifier-only second
@@ -30,10 +30,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .config import TrainConfig, config_diff
+from .config import TrainConfig, config_diff, upgrade_config
 from .data.augment import mixup, mixup_loss
 from .models.head import fp32_head
 from .optim import build_optimizer, lr_factor
+from .precision import (Numerics, apply_numerics, autocast, choose_numerics, cpu_runs_bf16_natively,
+                        match_memory_format)
 
 REPO = Path(__file__).resolve().parents[1]
 LOCK_FILE = REPO / "requirements.lock"
@@ -57,11 +59,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=enabled and device.type == "cuda")
 
 
 def make_step(loss_fn: nn.Module, augment: Callable, mixup_alpha: float = 0.0,
@@ -106,16 +103,11 @@ def cached_features(model: nn.Module, images: torch.Tensor, transform: Callable,
     return torch.cat(out)
 
 
-def use_channels_last(model: nn.Module, cfg: TrainConfig) -> None:
-    """On CUDA with ``cfg.channels_last``: channels_last weights, and inputs made to match."""
-    if cfg.channels_last and next(model.parameters()).device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-        model._channels_last = True
-
-
-def match_memory_format(x, model):
-    """``x`` in channels_last when :func:`use_channels_last` put the model there."""
-    return x.contiguous(memory_format=torch.channels_last) if getattr(model, "_channels_last", False) else x
+def set_up_numerics(model: nn.Module, cfg: TrainConfig) -> Numerics:
+    """The numerics ``cfg`` asks for on the model's device, applied to ``model`` (for probes and benchmarks)."""
+    numerics = choose_numerics(next(model.parameters()).device, cfg)
+    apply_numerics(model, numerics)
+    return numerics
 
 
 @torch.no_grad()
@@ -173,7 +165,7 @@ def load_checkpoint(path: Path) -> dict:
 
 def _check_same_run(ckpt: dict, run_config: dict, path: Path) -> None:
     saved = ckpt.get("run_config")
-    if saved == run_config:
+    if saved == run_config or (isinstance(saved, dict) and upgrade_config(saved) == run_config):
         return
     changes = config_diff(saved, run_config) if isinstance(saved, dict) else ["(the checkpoint names no config)"]
     raise CheckpointError(
@@ -191,12 +183,12 @@ def _set_train_mode(model: nn.Module, classifier_only: bool) -> None:
         model.train()
 
 
-def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress) -> tuple[float, int]:
+def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress, bf16) -> tuple[float, int]:
     """One pass over ``loader``; returns the mean training loss and the number of images."""
     seen, total = 0, torch.zeros((), device=device)
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
     for batch, (images, labels, indices) in enumerate(bar):
-        with autocast(device, cfg.amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = step(model, images, labels, indices, epoch)
         # a host sync per step is cheap on CPU; on CUDA look every 25 steps and at the end
         if (device.type != "cuda" or batch % 25 == 0) and not torch.isfinite(loss):
@@ -218,10 +210,21 @@ def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progr
     return mean, seen
 
 
+def run_numerics(out_dir, device: torch.device, cfg: TrainConfig) -> Numerics:
+    """The numerics a run in ``out_dir`` trains in: those its ``last.pt`` was written in (a
+    resumed run goes on as it started), else :func:`common.precision.choose_numerics`."""
+    last = Path(out_dir) / "last.pt"
+    if last.exists():
+        saved = load_checkpoint(last).get("numerics")
+        if saved is not None:
+            return Numerics(**saved)
+    return choose_numerics(device, cfg)
+
+
 def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         validate: Callable | None = None, classifier_only: bool = False,
         epoch_hooks: tuple = (), progress: bool = True, log_name: str = "log.jsonl",
-        run_config: dict | None = None) -> list[dict]:
+        run_config: dict | None = None, numerics: Numerics | None = None) -> list[dict]:
     """Train ``model`` for ``cfg.epochs`` epochs, resuming from ``out_dir/last.pt`` if present.
 
     ``step(model, images, labels, indices, epoch) -> loss``; ``validate(model) -> dict`` with
@@ -229,27 +232,37 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     (``loss.set_epoch`` style). Returns the per-epoch log. With ``cfg.select_best`` the model
     ends holding the best validation checkpoint. ``run_config`` (default: ``cfg``) is stored
     in ``last.pt``; a ``last.pt`` stored under another config is refused, never resumed.
+    ``numerics`` (default: :func:`run_numerics`) must be those of ``last.pt`` when resuming.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run_config = cfg.model_dump(mode="json") if run_config is None else run_config
     device = next(model.parameters()).device
-    use_channels_last(model, cfg)
+    last, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    ckpt = load_checkpoint(last) if last.exists() else None
+    if ckpt is not None:
+        _check_same_run(ckpt, run_config, last)
+    if numerics is None:
+        saved = ckpt.get("numerics") if ckpt is not None else None
+        numerics = Numerics(**saved) if saved is not None else choose_numerics(device, cfg)
+    if ckpt is not None and ckpt.get("numerics", numerics.record()) != numerics.record():
+        raise CheckpointError(f"{last} was written in {Numerics(**ckpt['numerics']).describe()}, not "
+                              f"{numerics.describe()}: a run resumes in the numerics it started in")
+    apply_numerics(model, numerics)
+    if progress:
+        print(f"training in {numerics.describe()} on {device}", flush=True)
     if classifier_only:
         from .models import freeze_backbone
         freeze_backbone(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg)
-    last, best_path = out_dir / "last.pt", out_dir / "best.pt"
     start, best_acc, history = 0, -1.0, []
-    if last.exists():
-        ckpt = load_checkpoint(last)
-        _check_same_run(ckpt, run_config, last)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, best_acc, history = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["history"]
         _set_rng_state(ckpt["rng"])
-        if start < cfg.epochs:
+        if start < cfg.epochs and progress:
             print(f"resuming {out_dir} from epoch {start}/{cfg.epochs}")
     else:
         best_path.unlink(missing_ok=True)   # left by a run that died before its first checkpoint
@@ -265,7 +278,8 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
             loader.set_epoch(epoch)
         _set_train_mode(model, classifier_only)
         t0 = time.time()
-        mean_loss, seen = _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress)
+        mean_loss, seen = _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress,
+                                       numerics.bf16)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": mean_loss,
                "images_per_s": seen / max(time.time() - t0, 1e-9)}
         is_last = epoch + 1 == cfg.epochs
@@ -276,7 +290,8 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
                 save_atomic({"model": model.state_dict(), "epoch": epoch}, best_path)
         history.append(row)
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                      "best_acc": best_acc, "history": history, "rng": _rng_state(), "run_config": run_config},
+                      "best_acc": best_acc, "history": history, "rng": _rng_state(), "run_config": run_config,
+                     "numerics": numerics.record()},
                      last)
         with open(out_dir / log_name, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -319,6 +334,16 @@ def lock_hash() -> str | None:
     return hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest() if LOCK_FILE.is_file() else None
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
 def environment() -> dict:
     import sklearn
     import timm
@@ -327,8 +352,8 @@ def environment() -> dict:
     device = default_device()
     return {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
-        "cpu_threads": torch.get_num_threads(),
+        "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else _cpu_name(),
+        "cpu_threads": torch.get_num_threads(), "cpu_bf16_native": cpu_runs_bf16_natively(),
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "timm": timm.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,
         "git_commit": _git_commit(), "requirements_lock_sha256": lock_hash(),

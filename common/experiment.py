@@ -9,8 +9,6 @@ when its config is the one asked for and reported as stale when it is not.
 """
 from __future__ import annotations
 
-import copy
-import functools
 import hashlib
 import json
 import os
@@ -28,10 +26,11 @@ from filelock import FileLock, Timeout
 from . import data as D
 from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record, load_config,
-                     parse_overrides, validate_config)
-from .data.synthetic import is_synthetic
+                     parse_overrides, upgrade_config, validate_config)
+from .data.provenance import data_provenance
 from .engine import (CheckpointError, NonFiniteLossError, save_atomic, cached_features, default_device, environment,
-                     feature_step, fit, load_checkpoint, make_step, now, predict, seed_everything, write_record)
+                     feature_step, fit, load_checkpoint, make_step, now, predict, run_numerics, seed_everything,
+                     write_record)
 from .losses import build_loss
 from .methods import get_method
 from .metrics import evaluate_predictions
@@ -153,17 +152,6 @@ def _resample(y, dcfg: DataConfig) -> np.ndarray:
     return np.arange(len(y))
 
 
-@functools.lru_cache(maxsize=None)
-def data_provenance(name: str, root) -> str:
-    if is_synthetic(name, root):
-        return f"synthetic {name} (official format, not real images)"
-    folder = Path(root) / D.cifar.LAYOUTS[name].folder
-    meta = D.safe_load_pickle(folder / D.cifar.LAYOUTS[name].test_files[0])
-    if str(meta.get("filenames", ["x"])[0]).startswith("unknown_"):
-        return f"reconstructed {name} (labels exact, pixels mostly from JPEG copies)"
-    return name
-
-
 def loss_from_config(cfg: ExperimentConfig, class_counts) -> torch.nn.Module:
     """The ``loss`` section (``name`` plus keyword arguments) built for these class counts."""
     return build_loss(class_counts=class_counts, **cfg.loss.model_dump())
@@ -211,16 +199,9 @@ def default_step(ctx: RunContext):
 
 
 def record_config(record: dict) -> dict:
-    """A finished run's config under today's schema: keys added since it ran take their
-    defaults, so adding a config key does not make every finished run stale; a config that no
-    longer validates (a key removed or renamed) comes back as stored, and so differs."""
-    config = copy.deepcopy(record["config"])
-    if isinstance(config.get("method"), dict):   # before methods were named, seed 003's was the only one
-        config["method"].setdefault("name", "sla_multiexpert")
-    try:
-        return config_record(validate_config(config))
-    except ConfigError:
-        return record["config"]
+    """A finished run's config under today's schema (:func:`common.config.upgrade_config`), so
+    adding a config key does not make every finished run stale."""
+    return upgrade_config(record["config"])
 
 
 def source_record(folder: Path, needed_by) -> dict:
@@ -376,8 +357,10 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
 
     run_config = config_record(cfg)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(run_config, sort_keys=False))   # what runs, readable now
+    numerics = run_numerics(out_dir, device, tcfg)
     history = fit(model, ctx.loader, tcfg, out_dir, step=step, validate=validate if val is not None else None,
-                  classifier_only=tcfg.classifier_only, epoch_hooks=hooks, progress=progress, run_config=run_config)
+                  classifier_only=tcfg.classifier_only, epoch_hooks=hooks, progress=progress, run_config=run_config,
+                  numerics=numerics)
 
     metrics, predictions = evaluate_tests(model, tests, test_tf, cfg, ds["group_counts"])
     save_predictions(out_dir / "predictions.npz", predictions)
@@ -387,7 +370,7 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
                  epochs=tcfg.epochs, data=data_provenance(cfg.data.dataset, root), data_root=str(root),
                  train_counts=ds["train_counts"], group_counts=ds["group_counts"], classes=ds["classes"],
                  train_indices_sha256=indices_hash(ds["train_indices"]),
-                 history=history, parent=parent)
+                 history=history, parent=parent, numerics=numerics.record())
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
     return json.loads((out_dir / "record.json").read_text())

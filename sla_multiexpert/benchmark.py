@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from common.cli import ArgumentParser
 from common.data import CIFAR10_MEAN, CIFAR10_STD, build_augment
-from common.engine import TrainConfig, autocast, default_device, match_memory_format, use_channels_last
+from common.engine import TrainConfig, autocast, default_device, match_memory_format, set_up_numerics
 from common.models import build_model
 from common.profiling import seconds_per_call
 
@@ -26,7 +26,7 @@ def measure(name, device, batch_size, batches, warmup=3):
     torch.manual_seed(0)
     experts = name == "multi_expert_resnet32"
     model = build_model(name, 100).to(device)
-    use_channels_last(model, TrainConfig())
+    set_up_numerics(model, TrainConfig())
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     augs = [build_augment(a, CIFAR10_MEAN, CIFAR10_STD) for a in (("weak", "medium", "strong") if experts else ("weak",))]
     images = torch.randint(0, 256, (batch_size, 3, 32, 32), dtype=torch.uint8, device=device)

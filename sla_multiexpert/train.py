@@ -19,6 +19,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, model_validator
 from common.config import Section, one_of
 from common.data import AUGMENTATIONS, mixup, mixup_loss
 from common.experiment import RunContext
+from common.precision import match_memory_format
 from common.methods import register_method
 
 from . import model as _model  # noqa: F401  (registers multi_expert_resnet32)
@@ -74,7 +75,7 @@ def build_step(ctx: RunContext):
         return None
 
     def step(model, images, labels, indices, epoch):
-        views = [augment(images) for augment in augments]
+        views = [match_memory_format(augment(images), model) for augment in augments]
         if epoch < switch and alpha > 0:
             views, y_a, y_b, lam = mixup(views, labels, alpha)
             logits, _ = model.expert_outputs(views)

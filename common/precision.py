@@ -1,0 +1,83 @@
+"""How a run computes: bf16 autocast, channels_last and ``torch.compile``.
+
+bf16 autocast and channels_last are used where the hardware runs them natively: CUDA, and
+CPUs with AMX-BF16 or AVX-512-BF16 (on such a Xeon they make a ResNet-32 training step about
+twice as fast as fp32). Elsewhere a run stays in fp32 with contiguous tensors and says so once.
+The classifier head (:func:`common.models.fp32_head`), the losses, the metrics and the
+augmentation stay in fp32. What a run used is kept in its checkpoint, so a resumed run goes on
+in the precision it started in, and in its record.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+
+@functools.cache
+def cpu_runs_bf16_natively() -> bool:
+    """AMX tiles or AVX-512-BF16, by PyTorch's own CPU capability checks."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_runs_bf16_natively()
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """What a run computes in; ``record()`` is what its record and checkpoint store."""
+    bf16: bool
+    channels_last: bool
+    compiled: bool = False
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return ", ".join(("bf16 autocast" if self.bf16 else "fp32",
+                          "channels_last" if self.channels_last else "contiguous",
+                          "torch.compile" if self.compiled else "eager"))
+
+
+_said = set()
+
+
+def choose_numerics(device: torch.device, cfg) -> Numerics:
+    """``cfg.amp`` / ``cfg.channels_last`` where ``device`` runs them natively, ``cfg.compile`` as asked."""
+    native = native_bf16(device)
+    if not native and (cfg.amp or cfg.channels_last) and device.type not in _said:
+        _said.add(device.type)
+        print(f"note: this {device.type} has no native bf16 (AMX-BF16 / AVX-512-BF16 on a CPU): training in fp32 "
+              f"with contiguous tensors", file=sys.stderr, flush=True)
+    return Numerics(bf16=cfg.amp and native, channels_last=cfg.channels_last and (native or device.type == "cuda"),
+                    compiled=cfg.compile)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast when ``enabled`` and ``device`` runs bf16 natively; a no-op otherwise."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and native_bf16(device))
+
+
+def apply_numerics(model: nn.Module, numerics: Numerics) -> None:
+    """channels_last weights (inputs follow through :func:`match_memory_format`) and regional
+    compilation: every top-level block compiled on its own, so any forward path (``forward``,
+    a multi-expert model's ``expert_outputs``) runs compiled code and the state dict keeps its keys."""
+    if numerics.channels_last:
+        model.to(memory_format=torch.channels_last)
+        model._channels_last = True
+    if numerics.compiled:
+        for child in model.children():
+            for block in (child if isinstance(child, (nn.ModuleList, nn.Sequential)) else (child,)):
+                block.compile()
+
+
+def match_memory_format(x, model):
+    """``x`` in channels_last when :func:`apply_numerics` put the model there."""
+    return x.contiguous(memory_format=torch.channels_last) if getattr(model, "_channels_last", False) else x
