@@ -1,0 +1,16 @@
+"""The benchmark command prints every figure and ratio it promises (its numbers are read, not tested)."""
+import re
+
+from common import benchmark
+
+
+def test_benchmark_prints_step_and_epoch_figures_with_ratios(tmp_path, capsys):
+    benchmark.main(["--data", str(tmp_path), "--images", "64", "--test-images", "32", "--batch-size", "32",
+                    "--batches", "1", "--workers", "0"])
+    out = capsys.readouterr().out
+    assert "random images (no CIFAR-10 found)" in out and "configured numerics here:" in out
+    for label in ("training step, as configured", "training step, fp32 contiguous", "ratio, training only",
+                  "ratio, epoch + evaluation"):
+        assert re.search(rf"{re.escape(label)} +[\d.]+", out), label
+    assert re.search(r"project epoch .*\n  train +\d+ images/s, evaluation +\d+ images/s", out)
+    assert re.search(r"conventional epoch \(PIL Dataset, DataLoader, 0 workers, fp32\)\n  train +\d+ images/s", out)
