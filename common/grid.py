@@ -21,7 +21,7 @@ import torch
 
 from .config import ConfigError, ExperimentConfig, deep_merge
 from .engine import (CheckpointError, NonFiniteLossError, autocast, make_step, predict, seed_everything,
-                     use_channels_last)
+                     set_up_numerics)
 from .experiment import (ParentNotFinishedError, RunClaimedError, StaleRunError, loss_from_config, num_classes_of,
                          run_experiment, transforms_from_config)
 from .models import PretrainedWeightsUnavailable, build_model
@@ -170,6 +170,26 @@ def probe_batches(tcfg, device) -> tuple[int, int]:
     return min(tcfg.batch_size, cap), min(tcfg.eval_batch_size, cap)
 
 
+# What a plan's compute costs on a modern GPU: the dense bf16 peak of an H100 / H200 (SXM) and
+# the share of it a run is taken to sustain. Small CIFAR models sustain far less, so the hours
+# are a lower bound; the FLOPs (forward x 3 per training image, x 1 per evaluated one) are exact.
+GPU_NAME, GPU_PEAK_FLOPS, GPU_SUSTAINED = "H100 / H200", 989e12, 0.40
+
+
+def training_flops(forward_flops: float, trained_images: float, evaluated_images: float) -> float:
+    """A run's FLOPs: forward + backward (about 3 forwards) per training image, a forward per evaluated one."""
+    return forward_flops * (3 * trained_images + evaluated_images)
+
+
+def total_line(seconds: float, flops: float, device, note: str = "") -> str:
+    """A plan's last line: the probed time on ``device`` and what the same FLOPs take on a modern GPU."""
+    gpu_hours = flops / (GPU_PEAK_FLOPS * GPU_SUSTAINED) / 3600
+    gpu = f"{gpu_hours:,.2f} GPU h" if gpu_hours >= 0.1 else f"{gpu_hours * 60:.2g} GPU min"
+    return (f"total ~{seconds / 3600:,.1f} h on {device}{note}; {flops / 1e15:,.4g} PFLOP, about {gpu} "
+            f"on one {GPU_NAME} at {GPU_SUSTAINED:.0%} of its {GPU_PEAK_FLOPS / 1e12:.0f} TFLOP/s bf16 peak "
+            f"(a lower bound: small CIFAR models sustain less)")
+
+
 def probe_line(cfg, device, train_ips: float, eval_ips: float) -> str:
     """A plan's line for one probe, e.g. ``probe resnet50 at 224 px, batch 2 / eval 2 (the runs:
     128 / 500): train 3.9 images/s, eval 15.9 images/s``."""
@@ -185,7 +205,7 @@ def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
     never a test limit)."""
     tcfg = cfg.train
     seed_everything(tcfg.seed, tcfg.deterministic)  # cuDNN settings as in the run
-    use_channels_last(model, tcfg)
+    set_up_numerics(model, tcfg)
     augment, test_tf = transforms_from_config(cfg)
     num_classes = num_classes_of(cfg.data)
     step = make_step(loss_from_config(cfg, [1] * num_classes).to(device), augment(tcfg.augment), tcfg.mixup_alpha)
@@ -205,3 +225,47 @@ def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
     train_ips = train_bs / seconds_per_call(train_step, device, steps)
     eval_s = seconds_per_call(lambda: predict(model, x[:eval_bs], test_tf, eval_bs, tcfg.amp), device, 1)
     return train_ips, eval_bs / eval_s
+
+
+# what a finished run keeps in a study's results folder (its weights and checkpoints stay where it trained)
+KEPT_FILES = ("record.json", "log.jsonl", "config.yaml", "predictions.npz")
+
+
+def copy_finished(src: Path, dst: Path) -> list[str]:
+    """Copy the kept files of every run under ``src`` that has finished (``record.json``) to the
+    same place under ``dst``, unless ``dst`` already holds that very run (same ``run_id``); returns
+    the runs copied. For grids trained outside the checkout (``OUT=DIR bash STUDY/run_all.sh``)."""
+    import shutil
+
+    copied = []
+    for record in sorted(Path(src).rglob("record.json")):
+        run = record.parent.relative_to(src)
+        target = Path(dst) / run
+        there = target / "record.json"
+        if there.exists() and json.loads(there.read_text()).get("run_id") == json.loads(record.read_text()).get("run_id"):
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for name in KEPT_FILES[1:] + KEPT_FILES[:1]:         # the record last: a copy cut short reads as unfinished
+            if (record.parent / name).exists():
+                shutil.copy2(record.parent / name, target / name)
+        copied.append(str(run))
+    return copied
+
+
+def main(argv=None):
+    """python -m common.grid copy-finished SRC DST: the finished runs under SRC into DST (see copy_finished)."""
+    from .cli import ArgumentParser
+
+    parser = ArgumentParser(description="Copy the finished runs of a grid trained elsewhere into a results folder.")
+    parser.add_argument("command", choices=["copy-finished"])
+    parser.add_argument("src", type=Path)
+    parser.add_argument("dst", type=Path)
+    args = parser.parse_args(argv)
+    if not args.src.is_dir():
+        parser.error(f"{args.src} is not a folder")
+    copied = copy_finished(args.src, args.dst)
+    print(f"copied {len(copied)} finished run(s) from {args.src} to {args.dst}" + "".join(f"\n  {r}" for r in copied))
+
+
+if __name__ == "__main__":
+    main()

@@ -36,16 +36,18 @@ def seconds_per_call(fn: Callable[[], object], device: torch.device, calls: int 
     return (time.perf_counter() - start) / calls
 
 
-def forward_flops(model: torch.nn.Module, size: int, channels: int = 3) -> int:
+def forward_flops(model: torch.nn.Module, size: int, channels: int = 3, forward=None) -> int:
     """FLOPs of one forward pass of one ``size`` x ``size`` image (matmuls and convolutions,
-    multiply-add = 2 FLOPs, as torch's FlopCounterMode counts). A training step costs about
-    three times this (forward, and backward for activations and for weights)."""
+    multiply-add = 2 FLOPs, as torch's FlopCounterMode counts), through ``forward(model, x)``
+    (default ``model(x)``). A training step costs about three times this (forward, and backward
+    for activations and for weights)."""
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:  # with grad enabled: under no_grad nn.MultiheadAttention takes a fused path the counter misses
         with FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS) as counter:
-            model(torch.zeros(1, channels, size, size, device=device))
+            x = torch.zeros(1, channels, size, size, device=device)
+            forward(model, x) if forward else model(x)
     finally:
         for m, training in modes.items():
             m.training = training

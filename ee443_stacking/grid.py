@@ -28,7 +28,8 @@ from common.data.cifar import LAYOUTS, default_data_root
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, build_datasets, num_classes_of, planned_training_indices
 from common.grid import (Job, add_grid_arguments, add_selection_arguments, matching, preflight_weights, probe_line,
-                         probe_throughput, run_jobs, seed_plan, select)
+                         probe_throughput, run_jobs, seed_plan, select, total_line, training_flops)
+from common.profiling import forward_flops
 from common.losses.weights import SCHEMES
 from common.models import MODELS, build_model
 
@@ -169,21 +170,23 @@ def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
           f"member reuse, {len(uses)} without (every row training its own members)")
     for row in dict.fromkeys(r for r, _ in uses):
         print(f"  {row:26s} {sum(r == row for r, _ in uses):3d} uses")
-    probes, total = {}, 0.0
+    probes, total, total_flops = {}, 0.0, 0.0
     for j in unique.values():
         cfg = j.config
         key = (cfg.model.name, cfg.train.size)
         if key not in probes:
             model = build_model(cfg.model.name, num_classes_of(cfg.data)).to(device)
-            probes[key] = train_ips, eval_ips = probe_throughput(model, cfg, device)
+            train_ips, eval_ips = probe_throughput(model, cfg, device)
+            probes[key] = train_ips, eval_ips, forward_flops(model, cfg.train.size or 32)
             del model
             print(probe_line(cfg, device, train_ips, eval_ips), flush=True)
-        train_ips, eval_ips = probes[key]
+        train_ips, eval_ips, flops = probes[key]
         chosen = planned_training_indices(cfg.data)
         test_images = len(chosen["heldout_fold"] if chosen["heldout_fold"] is not None else []) + \
             num_classes_of(cfg.data) * LAYOUTS[cfg.data.dataset].test_per_class
         total += cfg.train.epochs * len(chosen["train"]) / train_ips + test_images / eval_ips
-    print(f"total ~{total / 3600:.2f} h on {device} (every sweep point at its model's probed speed)")
+        total_flops += training_flops(flops, cfg.train.epochs * len(chosen["train"]), test_images)
+    print(total_line(total, total_flops, device, " (every sweep point at its model's probed speed)"))
 
 
 def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale: bool, only=None) -> None:

@@ -17,8 +17,9 @@ from common.data import longtail_counts
 from common.engine import default_device
 from common.experiment import RUN_ERRORS
 from common.grid import (Job, accuracies, add_grid_arguments, add_selection_arguments, preflight_weights,
-                         probe_line, probe_throughput, run_jobs, seed_plan, select)
+                         probe_line, probe_throughput, run_jobs, seed_plan, select, total_line, training_flops)
 from common.models import build_model
+from common.profiling import forward_flops
 
 from .posthoc import TAU_ROWS, run_tau_norm
 
@@ -62,7 +63,7 @@ def plan(preset: str, rows, device, cli=None) -> None:
     """Each run with an estimate from a probe of the model's training step and evaluation on
     ``device`` (on a CPU at a small batch: bounded memory); a classifier-only row costs one pass
     of the backbone over the training set. Sizes from the long-tailed profile: no data needed."""
-    probes, total = {}, 0.0
+    probes, total, total_flops = {}, 0.0, 0.0
     print(f"plan: preset {preset}, {len(rows)} runs (+ tau-normalisation), device {device}")
     for row in rows:
         cfg = run_config(row, preset, cli)
@@ -70,18 +71,21 @@ def plan(preset: str, rows, device, cli=None) -> None:
                                            min_count=cfg.data.min_count))
         if cfg.train.size not in probes:
             model = build_model(cfg.model.name, 10).to(device)
-            probes[cfg.train.size] = train_ips, eval_ips = probe_throughput(model, cfg, device)
+            train_ips, eval_ips = probe_throughput(model, cfg, device)
+            probes[cfg.train.size] = train_ips, eval_ips, forward_flops(model, cfg.train.size or 32)
             del model
             print(probe_line(cfg, device, train_ips, eval_ips), flush=True)
-        train_ips, eval_ips = probes[cfg.train.size]
+        train_ips, eval_ips, flops = probes[cfg.train.size]
         if cfg.train.classifier_only:      # one pass of the frozen backbone; the classifier epochs are negligible
             training = train_images / eval_ips
+            total_flops += training_flops(flops, 0, train_images + 10000)
         else:
             training = cfg.train.epochs * train_images / train_ips
+            total_flops += training_flops(flops, cfg.train.epochs * train_images, 10000)
         seconds = training + 10000 / eval_ips   # + the test set
         total += seconds
         print(f"  {row.name:20s} {cfg.train.epochs:3d} epochs ~{seconds / 3600:7.2f} h", flush=True)
-    print(f"total ~{total / 3600:.2f} h on {device}")
+    print(total_line(total, total_flops, device))
 
 
 def main(argv=None):

@@ -119,7 +119,7 @@ def test_plan_runs_without_data_at_a_small_probe_batch(tmp_path):
     out = done.stdout
     assert "probe mobilenet_v2 at 224 px, batch 2 / eval 2 (the runs: 128 / 500)" in out
     assert re.search(r"mobilenet_v2__ce__long_tailed +90 epochs ~ *[\d.]+ h", out)
-    assert re.search(r"^total ~[\d.]+ h on cpu", out, flags=re.M)
+    assert re.search(r"^total ~[\d,.]+ h on cpu.*; .* PFLOP, about .* GPU (h|min) on one H100", out, flags=re.M)
     assert not list(empty.iterdir())
 
 

@@ -23,7 +23,7 @@ from common.config import load_config, parse_overrides, preset_names
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, thesis_split_from_config
 from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_line, probe_throughput, run_jobs,
-                         seed_plan, select)
+                         seed_plan, select, total_line, training_flops)
 from common.grid import preflight_weights as grid_preflight
 from common.losses import LOSSES as REGISTERED_LOSSES
 from common.models import build_model
@@ -93,11 +93,10 @@ def plan(preset: str, runs, device, cli: dict | None = None) -> None:
         sizes = _split_sizes(cfg)
         trained, evaluated = epochs * sizes[train_set], epochs * VAL_IMAGES + sizes["eval"]
         seconds = trained / train_ips + evaluated / eval_ips
-        run_flops = (3 * trained + evaluated) * flops
+        run_flops = training_flops(flops, trained, evaluated)
         total_s, total_flops = total_s + seconds, total_flops + run_flops
         print(f"  {name:45s} {epochs:3d} epochs ~{seconds / 3600:8.2f} h  {run_flops / 1e15:9.3g} PFLOP", flush=True)
-    print(f"total ~{total_s / 3600:.1f} h on {device} (validation every epoch included), "
-          f"{total_flops / 1e15:.3g} PFLOP")
+    print(total_line(total_s, total_flops, device, " (validation every epoch included)"))
 
 
 def main(argv=None):
