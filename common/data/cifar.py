@@ -124,8 +124,11 @@ def _download(name: str, root: Path) -> None:
 
 def missing_files(name: str, root, train: bool | None = None) -> list[str]:
     """The official files of dataset ``name`` that ``root`` lacks: the training or test split's
-    (``train`` True / False) or both (None), and the metadata file."""
+    (``train`` True / False) or both (None), and the metadata file; none where a pack
+    (:mod:`common.data.pack`) stands in for them."""
     layout = LAYOUTS[name]
+    if pack_path(name, root).is_file():
+        return []
     splits = {True: layout.train_files, False: layout.test_files}
     files = [*(f for t in ((True, False) if train is None else (train,)) for f in splits[t]), layout.meta_file]
     return [f for f in files if not (Path(root) / layout.folder / f).is_file()]
@@ -135,13 +138,16 @@ def load_cifar(name: str, root=None, train: bool = True, download: bool = False)
     """Load CIFAR as ``(images uint8 N x 32 x 32 x 3, labels int64 N, class names)``.
 
     ``root`` is the folder that holds ``cifar-10-batches-py/`` or ``cifar-100-python/``
-    (default: :func:`default_data_root`).
+    (default: :func:`default_data_root`), or a pack of them (:mod:`common.data.pack`), whose
+    training images come as :class:`PackedImages`.
     """
     if name not in LAYOUTS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(LAYOUTS)}")
     layout = LAYOUTS[name]
     root = Path(root) if root is not None else default_data_root()
     folder = root / layout.folder
+    if uses_pack(name, root):
+        return read_pack(pack_path(name, root), train)
     missing = missing_files(name, root, train)
     if missing and download:
         _download(name, root)
@@ -158,6 +164,72 @@ def load_cifar(name: str, root=None, train: bool = True, download: bool = False)
         images.append(x)
         labels.append(y)
     return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), classes
+
+
+def pack_path(name: str, root) -> Path:
+    """Where a pack of dataset ``name`` (:mod:`common.data.pack`) lies in data folder ``root``."""
+    return Path(root) / f"{LAYOUTS[name].folder}.pack.npz"
+
+
+def uses_pack(name: str, root) -> bool:
+    """A pack stands in for the official files: it is there and they are not all there."""
+    layout = LAYOUTS[name]
+    official = (*layout.train_files, *layout.test_files, layout.meta_file)
+    return pack_path(name, root).is_file() and not all((Path(root) / layout.folder / f).is_file() for f in official)
+
+
+class PackedImages:
+    """The training images a pack holds, addressed by their position in the official training
+    set (``len`` is the official count). Indexing with positions the pack holds gives the images;
+    a position it does not hold raises :class:`CifarNotFoundError` naming the pack."""
+
+    def __init__(self, images: np.ndarray, positions: np.ndarray, total: int, source: Path):
+        self.images, self.source = images, source
+        self.slot = np.full(total, -1, dtype=np.int64)
+        self.slot[positions] = np.arange(len(positions))
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    @property
+    def shape(self):
+        return (len(self), *self.images.shape[1:])
+
+    def __getitem__(self, index):
+        slots = self.slot[np.asarray(index)]
+        if (slots < 0).any():
+            raise CifarNotFoundError(
+                f"{self.source} holds {len(self.images)} of the {len(self)} training images, not all those this run "
+                f"trains on: pack its imbalance factor too (python -m common.data.pack --help) or use the official files")
+        return self.images[slots]
+
+
+def row_deltas(images: np.ndarray) -> np.ndarray:
+    """uint8 ``N x H x W x C`` images as differences along each row (wrapping mod 256): natural
+    images compress about a fifth smaller so. :func:`from_row_deltas` undoes it exactly."""
+    deltas = images.copy()
+    deltas[:, :, 1:] = np.diff(images, axis=2)
+    return deltas
+
+
+def from_row_deltas(deltas: np.ndarray) -> np.ndarray:
+    return np.cumsum(deltas, axis=2, dtype=np.uint8)
+
+
+def read_pack(path: Path, train: bool):
+    """``(images, labels, classes)`` as :func:`load_cifar` returns them; the training images as
+    :class:`PackedImages`."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            classes = [str(c) for c in f["classes"]]
+            if not train:
+                return from_row_deltas(f["test_images"]), f["test_labels"].astype(np.int64), classes
+            labels = f["train_labels"].astype(np.int64)
+            return (PackedImages(from_row_deltas(f["train_images"]), f["train_positions"], len(labels), path),
+                    labels, classes)
+    except (OSError, ValueError, KeyError) as err:
+        raise CifarFormatError(f"{path} is damaged or not a pack this project wrote ({type(err).__name__}: {err}); "
+                               f"write it again with python -m common.data.pack") from err
 
 
 def _read(path: Path, extract):
