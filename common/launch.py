@@ -1,13 +1,15 @@
 """Run a study's grid with several workers, on this machine or as a SLURM job array (submitit).
 
     python -m common.launch --launcher local --workers 2 -- thesis_cifar100lt.grid --preset smoke --data DIR
+    python -m common.launch --launcher local --workers-per-gpu 8 -- sla_multiexpert.grid --preset paper --data DIR
     python -m common.launch --launcher slurm --workers 16 --partition gpu --time 2880 \\
         --then "sla_multiexpert.report --preset paper" -- sla_multiexpert.grid --preset paper --data /data
 
 Every worker runs the same grid command. The runs' claims (:func:`common.experiment.claim`)
 share the work: each run is trained once, a worker passes over runs another one holds, and at
 the end waits for them, taking a run over when its holder died. ``local`` starts the workers
-through submitit's local executor, one GPU each when the machine has GPUs; ``slurm`` submits
+through submitit's local executor, spread over the machine's GPUs (one per GPU, or
+``--workers-per-gpu`` N) with an equal share of the CPU cores each; ``slurm`` submits
 them as one job array and the ``--then`` command (the report) as a job that starts after the
 array; ``debug`` runs them one after the other in this process (submitit's debug executor).
 """
@@ -26,11 +28,14 @@ from .cli import ArgumentParser
 LAUNCHERS = {"local": "local", "slurm": "slurm", "debug": "debug"}   # ours -> submitit's cluster name
 
 
-def run_module(command: list[str], gpu: str | None = None) -> int:
+def run_module(command: list[str], gpu: str | None = None, threads: int | None = None) -> int:
     """One worker: ``python -m`` ``command`` in this process; its exit status. ``gpu``: the only
-    device it sees (set before CUDA starts)."""
+    device it sees (set before CUDA starts); ``threads``: its share of the CPU cores."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    if threads is not None:
+        import torch
+        torch.set_num_threads(threads)
     module, *argv = command
     try:
         importlib.import_module(module).main(argv)
@@ -69,11 +74,15 @@ def launch(launcher: str, workers: int, grid: list[str], then: list[str] | None,
     folder = Path(args.logs)
     gpus = visible_gpus() if launcher == "local" else []
     if launcher == "local" and workers <= 0:
-        workers = max(1, len(gpus))
+        workers = max(1, len(gpus) * getattr(args, "workers_per_gpu", 1))
     per_worker = [gpus[i % len(gpus)] if gpus else None for i in range(workers)]
+    # local workers share this machine's cores; a CIFAR ResNet fills a fraction of a large GPU, so
+    # several workers per GPU keep it busy, each with its share of the cores for augmentation and the host
+    threads = [max(1, (os.cpu_count() or 1) // workers) if launcher == "local" else None] * workers
     executor = build_executor(launcher, folder, workers, args)
-    jobs = executor.map_array(run_module, [grid] * workers, per_worker)
+    jobs = executor.map_array(run_module, [grid] * workers, per_worker, threads)
     print(f"{launcher}: {workers} worker(s) on `{' '.join(grid)}`" + (f", GPUs {per_worker}" if gpus else "")
+          + (f", {threads[0]} CPU thread(s) each" if threads[0] else "")
           + f"; their output: {folder}/<job id>_0_log.out (e.g. tail -f {folder}/*_log.out)", flush=True)
     if launcher == "slurm":
         print(f"submitted job array {jobs[0].job_id.split('_')[0]}", flush=True)
@@ -108,6 +117,9 @@ def main(argv=None):
     parser.add_argument("--launcher", required=True, choices=LAUNCHERS)
     parser.add_argument("--workers", type=int, default=0,
                         help="how many workers (default: one per visible GPU, or 1; slurm: required)")
+    parser.add_argument("--workers-per-gpu", type=int, default=1,
+                        help="local, without --workers: this many workers on each visible GPU (small CIFAR models "
+                             "fill a fraction of a large GPU; e.g. 8 on one H100 / H200)")
     parser.add_argument("--then", default=None, help="a command to run once every worker has finished, e.g. the report")
     parser.add_argument("--logs", default="logs/launch", help="submitit's folder (workers' output and errors)")
     parser.add_argument("--name", default="ltrepro", help="job name")

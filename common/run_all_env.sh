@@ -10,18 +10,26 @@ fi
 # check_preset CONFIG...: stop unless every CONFIG defines $PRESET (before any data is fetched)
 check_preset() { $PY -c 'import sys; from common.config import main; main(sys.argv[1:])' "$PRESET" "$@" || exit 2; }
 # grid_then_report "GRID_MODULE ARGS" "REPORT_MODULE ARGS": the study's grid, then its tables.
+#   OUT=DIR          train in DIR/<preset>/ (e.g. outside the checkout, for runs that outlive it), then copy
+#                    the finished runs' records, logs and predictions into results/<study>/runs/ for the tables
 #   SEEDS=0,1,2      every run once per training seed; the tables show mean ± std and n per cell
-#   LAUNCHER=local   WORKERS workers on this machine (default: one per GPU), sharing the runs
+#   LAUNCHER=local   WORKERS workers on this machine (default: WORKERS_PER_GPU, default 1, per GPU), sharing the runs
 #   LAUNCHER=slurm   WORKERS array tasks (PARTITION, TIME_MIN, GPUS_PER_WORKER, CPUS_PER_WORKER), then
 #                    the report as a job that starts after the array; this script returns once submitted
 grid_then_report() {
-  local grid=$1 report=$2
+  local grid=$1 report=$2 study=${1%%.*}
   if [ -n "${SEEDS:-}" ]; then grid="$grid --seeds $SEEDS"; report="$report --seeds $SEEDS"; fi
+  if [ -n "${OUT:-}" ]; then grid="$grid --out $OUT"; fi
   if [ -z "${LAUNCHER:-}" ]; then
     $PY -m $grid
+    if [ -n "${OUT:-}" ]; then $PY -m common.grid copy-finished "$OUT" "results/$study/runs"; fi
     $PY -m $report
+  elif [ -n "${OUT:-}" ]; then
+    echo "error: OUT is for serial runs; with LAUNCHER the workers share results/$study/runs" >&2
+    exit 2
   else
-    $PY -m common.launch --launcher "$LAUNCHER" --workers "${WORKERS:-0}" ${PARTITION:+--partition "$PARTITION"} \
+    $PY -m common.launch --launcher "$LAUNCHER" --workers "${WORKERS:-0}" --workers-per-gpu "${WORKERS_PER_GPU:-1}" \
+      ${PARTITION:+--partition "$PARTITION"} \
       ${TIME_MIN:+--time "$TIME_MIN"} ${GPUS_PER_WORKER:+--gpus-per-worker "$GPUS_PER_WORKER"} \
       ${CPUS_PER_WORKER:+--cpus-per-worker "$CPUS_PER_WORKER"} --then "$report" -- $grid
   fi

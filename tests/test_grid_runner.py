@@ -83,3 +83,39 @@ def test_run_all_plans_before_any_data_step(study):
     plan = re.search(r'^if \[ -n "\$\{PLAN:-\}" \]; then.*?^fi$', text, flags=re.M | re.S)
     assert plan and "--plan" in plan.group() and "--data" not in plan.group()
     assert plan.end() < re.search(r"^DATA=", text, flags=re.M).start()
+
+
+def test_sla_plan_prints_the_gpu_cost_beside_the_cpu_time(capsys):
+    sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ce", "--data", "/nonexistent"])
+    total = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.match(r"total ~[\d,.]+ h on cpu; [\d,.]+ PFLOP, about [\d,.]+ GPU h on one H100 / H200 at 40%", total)
+
+
+def test_total_line_turns_flops_into_gpu_hours():
+    from common.grid import GPU_PEAK_FLOPS, total_line
+
+    line = total_line(7200, GPU_PEAK_FLOPS * 0.4 * 3600 * 3, "cpu")
+    assert line.startswith("total ~2.0 h on cpu; ") and "about 3.00 GPU h" in line
+
+
+def _finished_run(folder, run_id):
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text(json.dumps({"run_id": run_id}))
+    (folder / "log.jsonl").write_text("{}\n")
+    (folder / "predictions.npz").write_bytes(b"p")
+    (folder / "last.pt").write_bytes(b"checkpoint")
+
+
+def test_copy_finished_brings_records_not_checkpoints(tmp_path):
+    from common.grid import main as grid_main
+
+    src, dst = tmp_path / "elsewhere", tmp_path / "results"
+    _finished_run(src / "paper" / "a", "run-a")
+    (src / "paper" / "b").mkdir(parents=True)
+    (src / "paper" / "b" / "last.pt").write_bytes(b"still training")
+    grid_main(["copy-finished", str(src), str(dst)])
+    assert sorted(p.name for p in (dst / "paper" / "a").iterdir()) == ["log.jsonl", "predictions.npz", "record.json"]
+    assert not (dst / "paper" / "b").exists()
+    (dst / "paper" / "a" / "log.jsonl").write_text("kept\n")
+    grid_main(["copy-finished", str(src), str(dst)])          # the same run: left as it is
+    assert (dst / "paper" / "a" / "log.jsonl").read_text() == "kept\n"

@@ -94,3 +94,25 @@ def test_slurm_options_reach_the_sbatch_file(tmp_path, monkeypatch):
     sbatch = executor._executor._make_submission_file_text("python -u -m submitit.core._submit logs", "uid")
     for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--time=1440", "--job-name=ltrepro"):
         assert f"#SBATCH {line}" in sbatch
+
+
+def test_several_workers_share_one_gpu_and_the_cores(monkeypatch, tmp_path):
+    started = {}
+
+    class Done:
+        job_id = "1_0"
+
+        def result(self):
+            return 0
+
+    class Executor:
+        def map_array(self, fn, commands, gpus, threads):
+            started.update(commands=commands, gpus=gpus, threads=threads)
+            return [Done() for _ in commands]
+
+    monkeypatch.setattr(launch, "visible_gpus", lambda: ["0"])
+    monkeypatch.setattr(launch, "build_executor", lambda *a: Executor())
+    monkeypatch.setattr(launch.os, "cpu_count", lambda: 16)
+    args = argparse.Namespace(logs=str(tmp_path), workers_per_gpu=8)
+    assert launch.launch("local", 0, ["sla_multiexpert.grid", "--preset", "paper"], None, args) == 0
+    assert started["gpus"] == ["0"] * 8 and started["threads"] == [2] * 8
