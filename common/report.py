@@ -80,10 +80,20 @@ def combine_seeds(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def budget_label(record: dict) -> str:
     """One line naming how a run was measured: preset, epochs, data, device, date."""
-    env = record.get("environment", {})
     return (f"preset={record.get('preset') or 'custom'}, epochs={record.get('epochs')}, "
-            f"data={record.get('data')}, device={env.get('device_name', env.get('device'))}, "
+            f"data={record.get('data')}, device={_device(record)}, "
             f"date={str(record.get('finished') or record.get('evaluated', ''))[:10]}")
+
+
+def _device(record: dict) -> str:
+    """``cpu (Intel(R) Xeon(R) ..., bf16)`` / ``cuda (NVIDIA H200, bf16)``; records written before
+    the processor and numerics were kept say what they kept."""
+    env = record.get("environment", {})
+    kind, name = env.get("device"), env.get("device_name", env.get("device"))
+    numerics = record.get("numerics")
+    if numerics is None:
+        return name
+    return f"{kind} ({name}, {'bf16' if numerics.get('bf16') else 'fp32'})"
 
 
 def table_labels(ours: pd.DataFrame, table: str | None = None) -> list[str]:
@@ -98,7 +108,7 @@ def budget_notes(preset: str, labels, compared_to: str = "the paper",
                  empty: str = "no runs yet: every 'ours' cell is a dash") -> list[str]:
     """Notes under a table: our preset, flagged as a reduced budget unless ``paper``, then one
     line per run budget behind the numbers (``empty`` when there are none)."""
-    budget = "" if preset == "paper" else f" -- REDUCED BUDGET, not comparable to {compared_to}"
+    budget = " -- the paper's protocol" if preset == "paper" else f" -- REDUCED BUDGET, not comparable to {compared_to}"
     return [f"Ours: preset `{preset}`{budget}", *(f"run budget: {lab}" for lab in labels or [empty])]
 
 
@@ -211,9 +221,11 @@ def _pyplot():
 def figure_footer(preset: str, records=(), compared_to: str = "the paper", extra: str = "") -> str:
     """The footer of every figure: the budget (REDUCED unless ``paper``) and the data the
     ``records`` were trained and tested on."""
-    budget = "paper budget" if preset == "paper" else f"REDUCED BUDGET, not comparable to {compared_to}"
+    budget = "paper protocol" if preset == "paper" else f"REDUCED BUDGET, not comparable to {compared_to}"
     data = "; ".join(sorted({r["data"] for r in records if r.get("data")})) or "no runs"
-    return f"preset {preset}: {budget}. Data: {data}." + (f" {extra}" if extra else "")
+    devices = "; ".join(sorted({_device(r) for r in records if r.get("environment")}))
+    return (f"preset {preset}: {budget}. Data: {data}." + (f" Device: {devices}." if devices else "")
+            + (f" {extra}" if extra else ""))
 
 
 def save_figure(fig, path, footer: str = "", rect=(0, 0, 1, 1)):

@@ -20,10 +20,16 @@ from common.config import ConfigError, load_config, parse_overrides, preset_name
 from common.data.cifar import LAYOUTS, default_data_root, missing_files
 from common.engine import default_device
 from common.experiment import RUN_ERRORS, num_classes_of, planned_training_indices
-from common.grid import Job, add_grid_arguments, add_selection_arguments, run_jobs, seed_plan, select
+from common.grid import (Job, add_grid_arguments, add_selection_arguments, run_jobs, seed_plan, select, total_line,
+                         training_flops)
+from common.models import build_model
+from common.profiling import forward_flops
 
 HERE = Path(__file__).parent
-CONFIGS = (HERE / "configs" / "method.yaml", HERE / "configs" / "ce_baseline.yaml")
+CONFIGS = tuple(HERE / "configs" / f"{name}.yaml" for name in ("method", "ce_baseline", "ldam_drw", "cb_focal", "la_menon"))
+# Table 2 baselines the project has the losses of, each at the protocol of the paper its number
+# comes from (config file), at the ratios the paper gives them (not 200)
+BASELINES = {"ldam_drw": "ldam_drw.yaml", "cb_focal": "cb_focal.yaml", "la": "la_menon.yaml"}
 DATASETS = ("cifar10", "cifar100")
 RATIOS = (200, 100, 50, 10)
 INV_TAUS = (0.9, 0.8, 0.7, 0.6, 0.5)          # 1 / tau; 1 / tau = 1 is the main run
@@ -69,6 +75,9 @@ def runs(preset: str) -> list[Run]:
             out.append(Run(f"{ds}_r{ratio}__ours", "method.yaml", _data(ds, ratio), ours_cells))
             out.append(Run(f"{ds}_r{ratio}__ce", "ce_baseline.yaml", _data(ds, ratio),
                            {("2", "ce", key): "accuracy"}))
+            if ratio != 200:
+                out += [Run(f"{ds}_r{ratio}__{row}", config, _data(ds, ratio), {("2", row, key): "accuracy"})
+                        for row, config in BASELINES.items()]
             if sweep_ratios and ratio not in sweep_ratios:
                 continue
             for inv in inv_taus:
@@ -128,24 +137,38 @@ def with_data(todo: list[Run], data_root) -> list[Run]:
 
 def plan(preset: str, todo: list[Run], device, cli: dict) -> None:
     """Each run with an estimate from a short probe of its model's training step on ``device``
-    (the three augmented views for the multi-expert model); sizes from the split's definition,
-    so no data is needed. Evaluation is counted at three times the training speed (forward only)."""
+    (the three augmented views for the multi-expert model) and its FLOPs; sizes from the split's
+    definition, so no data is needed. Evaluation is counted at three times the training speed."""
     from .benchmark import measure
 
-    probes, total = {}, 0.0
+    probes, total, total_flops = {}, 0.0, 0.0
     print(f"plan: preset {preset}, {len(todo)} runs, device {device}")
     for run in todo:
         cfg = run_config(run, preset, cli)
         name = cfg.model.name
         if name not in probes:
-            probes[name] = measure(name, device, min(cfg.train.batch_size, 64), batches=2, warmup=1)[0]
-            print(f"  probe {name}: train {probes[name]:.0f} images/s")
+            images_per_s = measure(name, device, min(cfg.train.batch_size, 64), batches=2, warmup=1)[0]
+            probes[name] = images_per_s, *step_flops(name, num_classes_of(cfg.data))
+            print(f"  probe {name}: train {images_per_s:.0f} images/s, {probes[name][1] / 1e6:.0f} MFLOPs per "
+                  f"training image's forward")
+        images_per_s, train_forward, test_forward = probes[name]
         train_images = len(planned_training_indices(cfg.data)["train"])
         test_images = num_classes_of(cfg.data) * LAYOUTS[cfg.data.dataset].test_per_class
-        seconds = (cfg.train.epochs * train_images + test_images / 3) / probes[name]
+        seconds = (cfg.train.epochs * train_images + test_images / 3) / images_per_s
         total += seconds
+        total_flops += training_flops(train_forward, cfg.train.epochs * train_images, 0) + test_images * test_forward
         print(f"  {run.name:32s} {cfg.train.epochs:3d} epochs x {train_images:5d} images ~{seconds / 3600:6.2f} h")
-    print(f"total ~{total / 3600:.1f} h on {device}")
+    print(total_line(total, total_flops, device))
+
+
+def step_flops(model_name: str, num_classes: int) -> tuple[int, int]:
+    """Forward FLOPs per image (training, test): in training the multi-expert model's shared
+    layers see the three views, so they run three times per image."""
+    model = build_model(model_name, num_classes)
+    test = forward_flops(model, 32)
+    if model_name != "multi_expert_resnet32":
+        return test, test
+    return forward_flops(model, 32, forward=lambda m, x: m.expert_outputs([x] * m.num_experts)), test
 
 
 def main(argv=None):

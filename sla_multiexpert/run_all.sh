@@ -9,7 +9,8 @@
 #   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
-check_preset sla_multiexpert/configs/method.yaml sla_multiexpert/configs/ce_baseline.yaml
+C=sla_multiexpert/configs
+check_preset $C/method.yaml $C/ce_baseline.yaml $C/ldam_drw.yaml $C/cb_focal.yaml $C/la_menon.yaml
 if [ -n "${PLAN:-}" ]; then      # run count and time estimate from a short probe; needs no data
   exec $PY -m sla_multiexpert.grid --preset "$PRESET" --plan ${ONLY:+--only $ONLY}
 fi

@@ -121,3 +121,19 @@ def test_a_very_wide_comparison_is_split_into_blocks(tmp_path):
     ours_part = md.split("## Paper")[0]
     assert [c.strip() for line in headers[:2] for c in line.strip("|").split("|")[1:]] == [f"c{i}" for i in range(12)] \
         and "c11" in ours_part
+
+
+def test_paper_protocol_runs_say_so_with_their_data_device_and_precision():
+    from common.report import budget_label, budget_notes
+
+    record = {"preset": "paper", "epochs": 200, "data": "reconstructed cifar10 (labels exact, pixels mostly from JPEG copies)",
+              "environment": {"device": "cpu", "device_name": "Intel(R) Xeon(R) Processor"},
+              "numerics": {"bf16": True, "channels_last": True, "compiled": False}, "finished": "2026-12-02T10:00:00"}
+    label = budget_label(record)
+    assert "preset=paper" in label and "data=reconstructed cifar10" in label
+    assert "device=cpu (Intel(R) Xeon(R) Processor, bf16)" in label and "date=2026-12-02" in label
+    assert budget_notes("paper", [label])[0] == "Ours: preset `paper` -- the paper's protocol"
+    footer = figure_footer("paper", [record])
+    assert footer.startswith("preset paper: paper protocol. Data: reconstructed cifar10") and "Device: cpu (" in footer
+    older = {**record, "numerics": None, "environment": {"device": "cpu", "device_name": "cpu"}}
+    assert "device=cpu," in budget_label(older)
