@@ -86,19 +86,23 @@ def _loader(images, labels):
     return BatchLoader(images, labels, 32, shuffle=True, seed=0)
 
 
-def test_weights_change_and_resume_keeps_the_checkpoints_precision(tmp_path, cpu_bf16):
-    cfg = TrainConfig(epochs=2, lr=0.05, milestones=[])
-    cpu_bf16(True)
-    model, images, labels, step = _tiny_fit_setup()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-
+def _stopped_after_one_epoch(model, images, labels, step, cfg, out_dir):
+    """``fit`` interrupted when its second epoch starts: ``out_dir/last.pt`` holds epoch 1."""
     def interrupted(m, x, y, i, epoch):
         if epoch == 1:
             raise KeyboardInterrupt
         return step(m, x, y, i, epoch)
 
     with pytest.raises(KeyboardInterrupt):
-        fit(model, _loader(images, labels), cfg, tmp_path, step=interrupted, progress=False)
+        fit(model, _loader(images, labels), cfg, out_dir, step=interrupted, progress=False)
+
+
+def test_weights_change_and_resume_keeps_the_checkpoints_precision(tmp_path, cpu_bf16):
+    cfg = TrainConfig(epochs=2, lr=0.05, milestones=[])
+    cpu_bf16(True)
+    model, images, labels, step = _tiny_fit_setup()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    _stopped_after_one_epoch(model, images, labels, step, cfg, tmp_path)
     assert load_checkpoint(tmp_path / "last.pt")["numerics"] == BF16
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -117,15 +121,7 @@ def test_weights_change_and_resume_keeps_the_checkpoints_precision(tmp_path, cpu
 def test_fp32_checkpoint_resumes_in_fp32_on_a_bf16_cpu(tmp_path, cpu_bf16):
     cfg = TrainConfig(epochs=2, lr=0.05, milestones=[])
     cpu_bf16(False)
-    model, images, labels, step = _tiny_fit_setup()
-
-    def interrupted(m, x, y, i, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return step(m, x, y, i, epoch)
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(model, _loader(images, labels), cfg, tmp_path, step=interrupted, progress=False)
+    _stopped_after_one_epoch(*_tiny_fit_setup(), cfg, tmp_path)
     cpu_bf16(True)
     model_b, images, labels, step_b = _tiny_fit_setup(seed=1)
     fit(model_b, _loader(images, labels), cfg, tmp_path, step=step_b, progress=False)
