@@ -247,7 +247,7 @@ def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
 def _prepare_folder(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-probe"
+        probe = out_dir / f".write-probe-{os.getpid()}"      # per process: workers share run folders
         probe.touch()
         probe.unlink()
     except OSError as err:

@@ -88,7 +88,7 @@ def test_run_all_plans_before_any_data_step(study):
 def test_sla_plan_prints_the_gpu_cost_beside_the_cpu_time(capsys):
     sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ce", "--data", "/nonexistent"])
     total = capsys.readouterr().out.strip().splitlines()[-1]
-    assert re.match(r"total ~[\d,.]+ h on cpu; [\d,.]+ PFLOP, about [\d,.]+ GPU h on one H100 / H200 at 40%", total)
+    assert re.match(r"total ~[\d,.]+ h on cpu; [\d,.]+ PFLOP, about [\d,.]+ GPU (h|min) on one H100 / H200 at 40%", total)
 
 
 def test_total_line_turns_flops_into_gpu_hours():
