@@ -173,7 +173,7 @@ class TrainConfig(Section):
     channels_last: bool = True
     """channels_last tensors, with amp's rule (and on every CUDA device)"""
     compile: bool = False
-    """torch.compile each top-level block of the model (opt-in: compilation takes about 30 s; needs a C++ compiler on CPU)"""
+    """torch.compile each top-level block of the model (opt-in: compiling takes about a minute on a CPU and needs a C++ compiler there)"""
     seed: int = 0
     deterministic: bool = False
     """True: cudnn.deterministic; False: cudnn.benchmark"""

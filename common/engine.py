@@ -215,10 +215,22 @@ def run_numerics(out_dir, device: torch.device, cfg: TrainConfig) -> Numerics:
     resumed run goes on as it started), else :func:`common.precision.choose_numerics`."""
     last = Path(out_dir) / "last.pt"
     if last.exists():
-        saved = load_checkpoint(last).get("numerics")
-        if saved is not None:
-            return Numerics(**saved)
+        return checkpoint_numerics(load_checkpoint(last), last, device, cfg)
     return choose_numerics(device, cfg)
+
+
+def checkpoint_numerics(ckpt: dict, path: Path, device: torch.device, cfg: TrainConfig) -> Numerics:
+    """The numerics ``ckpt`` was written in. A checkpoint from before they were kept was written
+    under the old rule: bf16 and channels_last on CUDA only."""
+    saved = ckpt.get("numerics")
+    if saved is None:
+        cuda = device.type == "cuda"
+        return Numerics(bf16=cfg.amp and cuda, channels_last=cfg.channels_last and cuda)
+    try:
+        return Numerics(**saved)
+    except TypeError as err:
+        raise CheckpointError(f"{path} names numerics this project does not know ({saved}); delete it to restart "
+                              f"the run") from err
 
 
 def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
@@ -242,12 +254,11 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     ckpt = load_checkpoint(last) if last.exists() else None
     if ckpt is not None:
         _check_same_run(ckpt, run_config, last)
-    if numerics is None:
-        saved = ckpt.get("numerics") if ckpt is not None else None
-        numerics = Numerics(**saved) if saved is not None else choose_numerics(device, cfg)
-    if ckpt is not None and ckpt.get("numerics", numerics.record()) != numerics.record():
-        raise CheckpointError(f"{last} was written in {Numerics(**ckpt['numerics']).describe()}, not "
-                              f"{numerics.describe()}: a run resumes in the numerics it started in")
+    started_in = checkpoint_numerics(ckpt, last, device, cfg) if ckpt is not None else None
+    numerics = numerics or started_in or choose_numerics(device, cfg)
+    if started_in is not None and started_in != numerics:
+        raise CheckpointError(f"{last} was written in {started_in.describe()}, not {numerics.describe()}: a run "
+                              f"resumes in the numerics it started in")
     apply_numerics(model, numerics)
     if progress:
         print(f"training in {numerics.describe()} on {device}", flush=True)

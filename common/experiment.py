@@ -35,6 +35,7 @@ from .losses import build_loss
 from .methods import get_method
 from .metrics import evaluate_predictions
 from .models import LearnableWeightScaling, build_model
+from .precision import Numerics
 from .report import report_run
 
 
@@ -175,6 +176,7 @@ class RunContext:
     loader: D.BatchLoader
     test_transform: Callable
     augment: Callable        # augmentation name -> uint8 batch -> normalised float batch
+    numerics: Numerics       # what the run computes in (common.precision)
 
     @property
     def train_cfg(self):
@@ -191,7 +193,7 @@ def default_step(ctx: RunContext):
     hooks = (ctx.loss_fn.set_epoch,) if hasattr(ctx.loss_fn, "set_epoch") else ()
     if t.classifier_only and t.augment == "none":
         loader = ctx.loader
-        features = cached_features(ctx.model, loader.images, ctx.augment("none"), t.eval_batch_size, t.amp)
+        features = cached_features(ctx.model, loader.images, ctx.augment("none"), t.eval_batch_size, ctx.numerics.bf16)
         ctx.loader = D.BatchLoader(features, loader.labels, loader.batch_size, shuffle=loader.shuffle,
                                    drop_last=loader.drop_last, sample_weights=loader.sample_weights, seed=loader.seed)
         return feature_step(ctx.loss_fn), hooks
@@ -344,7 +346,8 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
     loader = D.BatchLoader(D.to_tensor_images(train_x, device), train_y, tcfg.batch_size, shuffle=True,
                            sample_weights=weights, seed=tcfg.seed)
     tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
-    ctx = RunContext(cfg, ds, model, loss_fn, loader, test_tf, augment)
+    numerics = run_numerics(out_dir, device, tcfg)     # a resumed run's own, else what this machine runs natively
+    ctx = RunContext(cfg, ds, model, loss_fn, loader, test_tf, augment, numerics)
     step, hooks = build_step(ctx)      # may swap ctx.loader (e.g. for one over cached features)
 
     val = None
@@ -353,11 +356,10 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
 
     def validate(m):
         x, y = val
-        return {"accuracy": float((predict(m, x, test_tf, tcfg.eval_batch_size, tcfg.amp).argmax(1) == y).mean())}
+        return {"accuracy": float((predict(m, x, test_tf, tcfg.eval_batch_size, numerics.bf16).argmax(1) == y).mean())}
 
     run_config = config_record(cfg)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(run_config, sort_keys=False))   # what runs, readable now
-    numerics = run_numerics(out_dir, device, tcfg)
     history = fit(model, ctx.loader, tcfg, out_dir, step=step, validate=validate if val is not None else None,
                   classifier_only=tcfg.classifier_only, epoch_hooks=hooks, progress=progress, run_config=run_config,
                   numerics=numerics)

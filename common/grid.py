@@ -231,18 +231,28 @@ def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
 KEPT_FILES = ("record.json", "log.jsonl", "config.yaml", "predictions.npz")
 
 
-def copy_finished(src: Path, dst: Path) -> list[str]:
+def copy_finished(src: Path, dst: Path, preset: str | None = None) -> list[str]:
     """Copy the kept files of every run under ``src`` that has finished (``record.json``) to the
-    same place under ``dst``, unless ``dst`` already holds that very run (same ``run_id``); returns
-    the runs copied. For grids trained outside the checkout (``OUT=DIR bash STUDY/run_all.sh``)."""
+    same place under ``dst`` (only ``src/<preset>`` and its seed folders when ``preset`` is
+    given), unless ``dst`` holds that very run or one finished later; returns the runs copied.
+    For grids trained outside the checkout (``OUT=DIR bash STUDY/run_all.sh``)."""
     import shutil
 
     copied = []
     for record in sorted(Path(src).rglob("record.json")):
         run = record.parent.relative_to(src)
+        if preset is not None and run.parts[0] != preset and not run.parts[0].startswith(f"{preset}@seed"):
+            continue
         target = Path(dst) / run
-        there = target / "record.json"
-        if there.exists() and json.loads(there.read_text()).get("run_id") == json.loads(record.read_text()).get("run_id"):
+        try:
+            new = json.loads(record.read_text())
+            old = json.loads((target / "record.json").read_text()) if (target / "record.json").exists() else None
+        except ValueError as err:
+            print(f"warning: {run}: a record.json is unreadable ({err}); not copied", file=sys.stderr)
+            continue
+        if old is not None and (old.get("run_id") == new.get("run_id") or old.get("finished", "") > new.get("finished", "")):
+            if old.get("run_id") != new.get("run_id"):
+                print(f"warning: {target} holds a run finished later than {record.parent}'s; kept", file=sys.stderr)
             continue
         target.mkdir(parents=True, exist_ok=True)
         for name in KEPT_FILES[1:] + KEPT_FILES[:1]:         # the record last: a copy cut short reads as unfinished
@@ -253,17 +263,18 @@ def copy_finished(src: Path, dst: Path) -> list[str]:
 
 
 def main(argv=None):
-    """python -m common.grid copy-finished SRC DST: the finished runs under SRC into DST (see copy_finished)."""
+    """python -m common.grid copy-finished SRC DST [--preset P]: the finished runs under SRC into DST (copy_finished)."""
     from .cli import ArgumentParser
 
     parser = ArgumentParser(description="Copy the finished runs of a grid trained elsewhere into a results folder.")
     parser.add_argument("command", choices=["copy-finished"])
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
+    parser.add_argument("--preset", default=None, help="only SRC/PRESET and its seed folders")
     args = parser.parse_args(argv)
     if not args.src.is_dir():
         parser.error(f"{args.src} is not a folder")
-    copied = copy_finished(args.src, args.dst)
+    copied = copy_finished(args.src, args.dst, args.preset)
     print(f"copied {len(copied)} finished run(s) from {args.src} to {args.dst}" + "".join(f"\n  {r}" for r in copied))
 
 

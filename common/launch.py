@@ -78,7 +78,7 @@ def launch(launcher: str, workers: int, grid: list[str], then: list[str] | None,
     per_worker = [gpus[i % len(gpus)] if gpus else None for i in range(workers)]
     # local workers share this machine's cores; a CIFAR ResNet fills a fraction of a large GPU, so
     # several workers per GPU keep it busy, each with its share of the cores for augmentation and the host
-    threads = [max(1, (os.cpu_count() or 1) // workers) if launcher == "local" else None] * workers
+    threads = [max(1, len(os.sched_getaffinity(0)) // workers) if launcher == "local" else None] * workers
     executor = build_executor(launcher, folder, workers, args)
     jobs = executor.map_array(run_module, [grid] * workers, per_worker, threads)
     print(f"{launcher}: {workers} worker(s) on `{' '.join(grid)}`" + (f", GPUs {per_worker}" if gpus else "")
@@ -118,7 +118,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=0,
                         help="how many workers (default: one per visible GPU, or 1; slurm: required)")
     parser.add_argument("--workers-per-gpu", type=int, default=1,
-                        help="local, without --workers: this many workers on each visible GPU (small CIFAR models "
+                        help="local, unless --workers is given: this many workers on each visible GPU (small CIFAR models "
                              "fill a fraction of a large GPU; e.g. 8 on one H100 / H200)")
     parser.add_argument("--then", default=None, help="a command to run once every worker has finished, e.g. the report")
     parser.add_argument("--logs", default="logs/launch", help="submitit's folder (workers' output and errors)")
@@ -133,6 +133,8 @@ def main(argv=None):
     grid = argv[split + 1:]
     if not grid:
         parser.error("give the grid command after --, e.g. -- thesis_cifar100lt.grid --preset smoke --data DIR")
+    if args.workers_per_gpu < 1:
+        parser.error(f"--workers-per-gpu is at least 1; got {args.workers_per_gpu}")
     if args.launcher == "slurm" and args.workers <= 0:
         parser.error("--launcher slurm needs --workers N (the job array's size)")
     sys.exit(launch(args.launcher, args.workers, grid, shlex.split(args.then) if args.then else None, args))

@@ -26,7 +26,7 @@ def cpu_runs_bf16_natively() -> bool:
 
 def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return device.type == "cpu" and cpu_runs_bf16_natively()
 
 

@@ -22,7 +22,7 @@ grid_then_report() {
   if [ -n "${OUT:-}" ]; then grid="$grid --out $OUT"; fi
   if [ -z "${LAUNCHER:-}" ]; then
     $PY -m $grid
-    if [ -n "${OUT:-}" ]; then $PY -m common.grid copy-finished "$OUT" "results/$study/runs"; fi
+    if [ -n "${OUT:-}" ]; then $PY -m common.grid copy-finished "$OUT" "results/$study/runs" --preset "$PRESET"; fi
     $PY -m $report
   elif [ -n "${OUT:-}" ]; then
     echo "error: OUT is for serial runs; with LAUNCHER the workers share results/$study/runs" >&2

@@ -26,10 +26,13 @@ from common.models import build_model
 from common.profiling import forward_flops
 
 HERE = Path(__file__).parent
-CONFIGS = tuple(HERE / "configs" / f"{name}.yaml" for name in ("method", "ce_baseline", "ldam_drw", "cb_focal", "la_menon"))
+CONFIGS = tuple(HERE / "configs" / f"{name}.yaml"
+                for name in ("method", "ce_baseline", "ldam_drw", "cb_focal", "la_menon", "la_menon_cifar100"))
 # Table 2 baselines the project has the losses of, each at the protocol of the paper its number
-# comes from (config file), at the ratios the paper gives them (not 200)
-BASELINES = {"ldam_drw": "ldam_drw.yaml", "cb_focal": "cb_focal.yaml", "la": "la_menon.yaml"}
+# comes from (config file per dataset), at the ratios the paper gives them (not 200)
+BASELINES = {"ldam_drw": {"cifar10": "ldam_drw.yaml", "cifar100": "ldam_drw.yaml"},
+             "cb_focal": {"cifar10": "cb_focal.yaml", "cifar100": "cb_focal.yaml"},
+             "la": {"cifar10": "la_menon.yaml", "cifar100": "la_menon_cifar100.yaml"}}
 DATASETS = ("cifar10", "cifar100")
 RATIOS = (200, 100, 50, 10)
 INV_TAUS = (0.9, 0.8, 0.7, 0.6, 0.5)          # 1 / tau; 1 / tau = 1 is the main run
@@ -76,8 +79,8 @@ def runs(preset: str) -> list[Run]:
             out.append(Run(f"{ds}_r{ratio}__ce", "ce_baseline.yaml", _data(ds, ratio),
                            {("2", "ce", key): "accuracy"}))
             if ratio != 200:
-                out += [Run(f"{ds}_r{ratio}__{row}", config, _data(ds, ratio), {("2", row, key): "accuracy"})
-                        for row, config in BASELINES.items()]
+                out += [Run(f"{ds}_r{ratio}__{row}", configs[ds], _data(ds, ratio), {("2", row, key): "accuracy"})
+                        for row, configs in BASELINES.items()]
             if sweep_ratios and ratio not in sweep_ratios:
                 continue
             for inv in inv_taus:

@@ -119,3 +119,6 @@ def test_copy_finished_brings_records_not_checkpoints(tmp_path):
     (dst / "paper" / "a" / "log.jsonl").write_text("kept\n")
     grid_main(["copy-finished", str(src), str(dst)])          # the same run: left as it is
     assert (dst / "paper" / "a" / "log.jsonl").read_text() == "kept\n"
+    _finished_run(src / "smoke" / "c", "run-c")
+    grid_main(["copy-finished", str(src), str(dst), "--preset", "paper"])   # another preset's run stays out
+    assert not (dst / "smoke").exists()

@@ -112,7 +112,7 @@ def test_several_workers_share_one_gpu_and_the_cores(monkeypatch, tmp_path):
 
     monkeypatch.setattr(launch, "visible_gpus", lambda: ["0"])
     monkeypatch.setattr(launch, "build_executor", lambda *a: Executor())
-    monkeypatch.setattr(launch.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(launch.os, "sched_getaffinity", lambda pid: set(range(16)))
     args = argparse.Namespace(logs=str(tmp_path), workers_per_gpu=8)
     assert launch.launch("local", 0, ["sla_multiexpert.grid", "--preset", "paper"], None, args) == 0
     assert started["gpus"] == ["0"] * 8 and started["threads"] == [2] * 8

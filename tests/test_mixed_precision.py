@@ -177,3 +177,17 @@ def test_compile_is_regional_and_keeps_the_state_dict(monkeypatch):
     precision.apply_numerics(model, precision.Numerics(bf16=False, channels_last=False, compiled=True))
     assert "BasicBlock" in compiled and "Conv2d" in compiled and "Sequential" not in compiled
     assert list(model.state_dict()) == keys
+
+
+def test_a_checkpoint_from_before_numerics_were_kept_resumes_as_it_ran(tmp_path, cpu_bf16):
+    """Before this rule a CPU run trained in fp32: its last.pt (no 'numerics') goes on in fp32."""
+    cfg = TrainConfig(epochs=2, lr=0.05, milestones=[])
+    cpu_bf16(False)
+    _stopped_after_one_epoch(*_tiny_fit_setup(), cfg, tmp_path)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    del ckpt["numerics"]
+    torch.save(ckpt, tmp_path / "last.pt")
+    cpu_bf16(True)
+    model_b, images, labels, step_b = _tiny_fit_setup(seed=1)
+    fit(model_b, _loader(images, labels), cfg, tmp_path, step=step_b, progress=False)
+    assert load_checkpoint(tmp_path / "last.pt")["numerics"] == FP32
