@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cifar import LAYOUTS, CifarFormatError, CifarNotFoundError, load_cifar, pack_path, row_deltas
+from ..cli import ArgumentParser
+from .cifar import LAYOUTS, CifarFormatError, CifarNotFoundError, default_data_root, load_cifar, pack_path, row_deltas
 from .longtail import LONGTAIL_PROFILES, longtail_counts, longtail_indices
 from .provenance import data_provenance
 
@@ -49,9 +50,6 @@ def longtail_positions(labels: np.ndarray, num_classes: int, imb_factors, profil
 
 
 def main(argv=None):
-    from ..cli import ArgumentParser
-    from .cifar import default_data_root
-
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, choices=sorted(LAYOUTS))
     parser.add_argument("--imb-factor", type=float, nargs="+", required=True, metavar="F",
