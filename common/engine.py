@@ -125,6 +125,16 @@ def predict(model: nn.Module, images: torch.Tensor, transform: Callable, batch_s
     return torch.cat(out).cpu().numpy()
 
 
+@torch.no_grad()
+def classifier_probs(model: nn.Module, features: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """Softmax probabilities of ``model.classifier`` on backbone features, in fp32 and in the
+    batches :func:`predict` uses (so ``model(x)`` and this agree)."""
+    model.eval()
+    out = [F.softmax(fp32_head(model.classifier, features[start:start + batch_size]), dim=1)
+           for start in range(0, len(features), batch_size)]
+    return torch.cat(out).cpu().numpy()
+
+
 def save_atomic(obj, path: Path) -> None:
     """Write to a temporary file, then rename: a kill leaves the old file or the new, never half of one."""
     tmp = path.with_suffix(".tmp")

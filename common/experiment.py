@@ -28,13 +28,14 @@ from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record, load_config,
                      parse_overrides, upgrade_config, validate_config)
 from .data.provenance import data_provenance
-from .engine import (CheckpointError, NonFiniteLossError, save_atomic, cached_features, default_device, environment,
-                     feature_step, fit, load_checkpoint, make_step, now, predict, run_numerics, seed_everything,
-                     write_record)
+from .engine import (CheckpointError, NonFiniteLossError, cached_features, classifier_probs, default_device,
+                     environment, feature_step, fit, load_checkpoint, make_step, now, predict, run_numerics,
+                     save_atomic, seed_everything, write_record)
+from .features import kept_run_features
 from .losses import build_loss
 from .methods import get_method
 from .metrics import evaluate_predictions
-from .models import LearnableWeightScaling, build_model
+from .models import LearnableWeightScaling, build_model, pretrained_source
 from .precision import Numerics
 from .report import report_run
 
@@ -177,6 +178,7 @@ class RunContext:
     test_transform: Callable
     augment: Callable        # augmentation name -> uint8 batch -> normalised float batch
     numerics: Numerics       # what the run computes in (common.precision)
+    frozen_features: Callable  # (uint8 images, bf16) -> features of the frozen backbone (stored per parent run)
 
     @property
     def train_cfg(self):
@@ -193,7 +195,7 @@ def default_step(ctx: RunContext):
     hooks = (ctx.loss_fn.set_epoch,) if hasattr(ctx.loss_fn, "set_epoch") else ()
     if t.classifier_only and t.augment == "none":
         loader = ctx.loader
-        features = cached_features(ctx.model, loader.images, ctx.augment("none"), t.eval_batch_size, ctx.numerics.bf16)
+        features = ctx.frozen_features(loader.images, ctx.numerics.bf16)
         ctx.loader = D.BatchLoader(features, loader.labels, loader.batch_size, shuffle=loader.shuffle,
                                    drop_last=loader.drop_last, sample_weights=loader.sample_weights, seed=loader.seed)
         return feature_step(ctx.loss_fn), hooks
@@ -347,7 +349,8 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
                            sample_weights=weights, seed=tcfg.seed)
     tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
     numerics = run_numerics(out_dir, device, tcfg)     # a resumed run's own, else what this machine runs natively
-    ctx = RunContext(cfg, ds, model, loss_fn, loader, test_tf, augment, numerics)
+    frozen = frozen_features(model, cfg, test_tf, (parent_dir, parent["run_id"]) if parent else None)
+    ctx = RunContext(cfg, ds, model, loss_fn, loader, test_tf, augment, numerics, frozen)
     step, hooks = build_step(ctx)      # may swap ctx.loader (e.g. for one over cached features)
 
     val = None
@@ -364,7 +367,8 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
                   classifier_only=tcfg.classifier_only, epoch_hooks=hooks, progress=progress, run_config=run_config,
                   numerics=numerics)
 
-    metrics, predictions = evaluate_tests(model, tests, test_tf, cfg, ds["group_counts"])
+    metrics, predictions = evaluate_tests(model, tests, test_tf, cfg, ds["group_counts"],
+                                          frozen if tcfg.classifier_only else None)
     save_predictions(out_dir / "predictions.npz", predictions)
     if tcfg.keep_weights:               # before the record: a finished run always has them
         save_atomic({"model": model.state_dict()}, out_dir / "weights.pt")
@@ -372,17 +376,33 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
                  epochs=tcfg.epochs, data=data_provenance(cfg.data.dataset, root), data_root=str(root),
                  train_counts=ds["train_counts"], group_counts=ds["group_counts"], classes=ds["classes"],
                  train_indices_sha256=indices_hash(ds["train_indices"]),
-                 history=history, parent=parent, numerics=numerics.record())
+                 history=history, parent=parent, numerics=numerics.record(),
+                 pretrained_weights=pretrained_source(mcfg.name) if mcfg.pretrained else None)
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
     return json.loads((out_dir / "record.json").read_text())
 
 
-def evaluate_tests(model, tests: dict, test_tf, cfg: ExperimentConfig, group_counts) -> tuple[dict, dict]:
-    """``(metrics, predictions)`` of ``model`` on each test set (name -> (images, labels))."""
+def frozen_features(model, cfg: ExperimentConfig, test_tf: Callable, parent: tuple[Path, str] | None) -> Callable:
+    """``(images, bf16) -> features`` of ``model``'s backbone in evaluation mode (no
+    augmentation); with a ``parent`` run ``(folder, run_id)`` that the frozen backbone comes
+    from, stored in that folder and shared by every run that starts from it."""
+    if parent is None or not cfg.train.classifier_only:
+        return lambda images, amp: cached_features(model, images, test_tf, cfg.train.eval_batch_size, amp)
+    return lambda images, amp: kept_run_features(*parent, model, images, test_tf, cfg.train, amp)
+
+
+def evaluate_tests(model, tests: dict, test_tf, cfg: ExperimentConfig, group_counts,
+                   frozen: Callable | None = None) -> tuple[dict, dict]:
+    """``(metrics, predictions)`` of ``model`` on each test set (name -> (images, labels)), in
+    fp32 (ECE and ties need exact logits). With ``frozen`` (a classifier-only run) the backbone
+    features come from it and only the classifier runs."""
     metrics, predictions = {}, {}
     for name, (x, y) in tests.items():
-        probs = predict(model, x, test_tf, cfg.train.eval_batch_size, amp=False)  # fp32: ECE and ties need exact logits
+        if frozen is None:
+            probs = predict(model, x, test_tf, cfg.train.eval_batch_size, amp=False)
+        else:
+            probs = classifier_probs(model, frozen(x, False), cfg.train.eval_batch_size)
         metrics[name] = evaluate_predictions(probs, y, group_counts, cfg.eval.groups, cfg.eval.n_bins)
         predictions[f"{name}_probs"], predictions[f"{name}_labels"] = probs.astype(np.float32), np.asarray(y)
     return metrics, predictions

@@ -8,6 +8,7 @@ optimistic upper bound and labelled so. The bias is kept, so ``tau = 0`` is stag
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,12 @@ import torch.nn.functional as F
 from common import data as D
 from common.config import validate_config
 from common.derived import derived_run
-from common.engine import cached_features, default_device, load_checkpoint
+from common.engine import default_device, load_checkpoint
 from common.experiment import ParentNotFinishedError, build_datasets, data_provenance, transforms_from_config
+from common.features import kept_run_features
 from common.metrics import evaluate_predictions
 from common.models import build_model
+from common.precision import apply_numerics, choose_numerics
 
 TAUS = tuple(round(0.1 * i, 1) for i in range(21))         # 0, 0.1, ..., 2
 TAU_ROWS = {"tau_norm_1": "tau-norm, tau = 1 (fixed in advance)",
@@ -56,10 +59,13 @@ def _compute(name: str, stage1: Path, parent: dict, data_root) -> dict:
     model = build_model(cfg.model.name, 10, **cfg.model.kwargs)
     model.load_state_dict(load_checkpoint(stage1 / "weights.pt")["model"])
     model = model.to(device).float()
+    numerics = choose_numerics(device, cfg.train)     # the memory format a stage-2 row evaluates in: same stored features
+    apply_numerics(model, replace(numerics, compiled=False))
     ds = build_datasets(cfg.data, root)
     x, labels = ds["tests"]["test"]
     _, test_tf = transforms_from_config(cfg)
-    features = cached_features(model, D.to_tensor_images(x, device), test_tf, cfg.train.eval_batch_size, amp=False).cpu()
+    features = kept_run_features(stage1, parent["run_id"], model, D.to_tensor_images(x, device), test_tf, cfg.train,
+                                 amp=False).cpu()
     classifier = model.classifier.cpu()
     sweep = {tau: float((tau_norm_probs(features, classifier, tau).argmax(1) == labels).mean()) for tau in TAUS}
     tau = 1.0 if name == "tau_norm_1" else max(TAUS, key=lambda t: (sweep[t], -t))   # ties: the smaller tau

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from common.data import BatchLoader, class_balanced_sample_weights
-from common.models import LearnableWeightScaling, freeze_backbone
+from common.data import BatchLoader, build_augment, class_balanced_sample_weights
+from common.engine import cached_features, classifier_probs, predict
+from common.models import LearnableWeightScaling, build_model, freeze_backbone
 from efficientnet_cifar10lt import grid as eff_grid
 from efficientnet_cifar10lt import report as eff_report
 from efficientnet_cifar10lt.posthoc import tau_norm_probs, tau_normalised
@@ -54,8 +55,12 @@ def test_lws_trains_only_the_scale():
     assert torch.allclose(model.classifier(x), model.classifier.classifier(x))   # scale starts at 1
 
 
-def test_smoke_grid_reuses_stage_one_and_writes_every_table(tmp_path, capsys):
+def test_smoke_grid_reuses_stage_one_and_writes_every_table(tmp_path, capsys, monkeypatch):
+    from common import features
     from common.data.synthetic import write_synthetic_cifar
+
+    passes = []
+    monkeypatch.setattr(features, "cached_features", lambda *a, **k: passes.append(a[1].shape) or cached_features(*a, **k))
 
     write_synthetic_cifar("cifar10", tmp_path / "data", 12, 4, seed=3)
     base = ["--preset", "smoke", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "runs"),
@@ -68,6 +73,8 @@ def test_smoke_grid_reuses_stage_one_and_writes_every_table(tmp_path, capsys):
         assert json.loads((runs / row / "record.json").read_text())["parent"]["run_id"] == stage1["run_id"]
     for row in ("tau_norm_1", "tau_norm_oracle"):
         assert json.loads((runs / row / "record.json").read_text())["sources"]["stage1"]["run_id"] == stage1["run_id"]
+    # three stage-2 rows and two post-hoc rows: one backbone pass over the training set, one over the test set
+    assert len(passes) == 2 and len(list((runs / "stage1" / "features").glob("*.pt"))) == 2
     capsys.readouterr()
     eff_grid.main(base)                              # all finished: nothing is trained again
     assert capsys.readouterr().out.count("skip") == 6
@@ -118,3 +125,13 @@ def test_plan_lists_runs_with_an_estimate(capsys):
     eff_grid.main(["--preset", "smoke", "--plan", "--only", "baseline", "decoupled_wce"])
     out = capsys.readouterr().out
     assert "images/s" in out and "baseline" in out and "decoupled_wce" in out and "total ~" in out
+
+
+def test_classifier_on_stored_features_predicts_what_the_model_predicts():
+    torch.manual_seed(0)
+    model = build_model("resnet32", 10)
+    images = torch.randint(0, 256, (37, 3, 32, 32), dtype=torch.uint8)
+    transform = build_augment("none")
+    expected = predict(model, images, transform, batch_size=16, amp=False)
+    stored = classifier_probs(model, cached_features(model, images, transform, 16, amp=False), batch_size=16)
+    np.testing.assert_array_equal(stored, expected)

