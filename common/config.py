@@ -135,6 +135,15 @@ class ModelConfig(Section):
     """re-initialise the classifier after loading init_from"""
     lws: bool = False
     """learnable weight scaling (Kang et al. 2020): train a per-class scale of the loaded classifier, nothing else"""
+    classifier_prior: float | None = Field(None, gt=0, lt=1)
+    """start a fresh classifier's bias at -log((1 - p) / p), so every sigmoid starts at p (Cui et al. 2019: p = 0.1)"""
+
+    @model_validator(mode="after")
+    def _prior_needs_a_fresh_classifier(self):
+        if self.classifier_prior is not None and (self.lws or (self.init_from and not self.reset_classifier)):
+            raise ValueError("classifier_prior initialises a fresh classifier: with init_from it needs "
+                             "reset_classifier: true (and no lws)")
+        return self
 
 
 class LossConfig(Section):

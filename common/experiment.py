@@ -32,7 +32,7 @@ from .engine import (CheckpointError, NonFiniteLossError, cached_features, class
                      environment, feature_step, fit, load_checkpoint, make_step, now, predict, run_numerics,
                      save_atomic, seed_everything, write_record)
 from .features import kept_run_features
-from .losses import build_loss
+from .losses import build_loss, sigmoid_bias_init
 from .methods import get_method
 from .metrics import evaluate_predictions
 from .models import LearnableWeightScaling, build_model, pretrained_source
@@ -340,6 +340,8 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
                     layer.reset_parameters()
         if mcfg.lws:
             model.classifier = LearnableWeightScaling(model.classifier, num_classes_of(cfg.data)).to(device)
+    if mcfg.classifier_prior is not None:
+        init_classifier_bias(model.classifier, mcfg.classifier_prior)
     ds = build_datasets(cfg.data, root)
     loss_fn = loss_from_config(cfg, ds["train_counts"]).to(device)
     augment, test_tf = transforms_from_config(cfg)
@@ -381,6 +383,13 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
     return json.loads((out_dir / "record.json").read_text())
+
+
+@torch.no_grad()
+def init_classifier_bias(classifier: torch.nn.Module, prior: float) -> None:
+    """Every output bias of ``classifier`` (its last linear layer) set to ``-log((1 - prior) / prior)``."""
+    last = [m for m in classifier.modules() if isinstance(m, torch.nn.Linear)][-1]
+    last.bias.fill_(sigmoid_bias_init(prior))
 
 
 def frozen_features(model, cfg: ExperimentConfig, test_tf: Callable, parent: tuple[Path, str] | None) -> Callable:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .cli import ArgumentParser
 from .data.longtail import GROUP_NAMES
+from .models.lite import STANDS_IN_FOR
 
 DASH = "–"
 
@@ -94,6 +95,21 @@ def _device(record: dict) -> str:
     if numerics is None:
         return name
     return f"{kind} ({name}, {'bf16' if numerics.get('bf16') else 'fp32'})"
+
+
+def model_lines(records) -> list[str]:
+    """One line per distinct model behind ``records``: its weights (ImageNet-pretrained, and from
+    where, or random initialisation), what it stands in for, and its input size."""
+    lines = set()
+    for rec in records:
+        model, size = rec["config"]["model"], rec["config"]["train"].get("size") or 32
+        name = model["name"]
+        stand_in = f" (stand-in for {STANDS_IN_FOR[name]})" if name in STANDS_IN_FOR else ""
+        source = (rec.get("pretrained_weights") or {}).get("weights")
+        weights = (f"pretrained {name}{stand_in}, ImageNet weights" + (f" of {source}" if source else "")
+                   if model.get("pretrained") else f"{name}{stand_in} from random initialisation")
+        lines.add(f"model: {weights}, {size} px")
+    return sorted(lines)
 
 
 def table_labels(ours: pd.DataFrame, table: str | None = None) -> list[str]:

@@ -41,11 +41,15 @@ class Row:
 
 
 BALANCED = {"data": {"sampler": "class_balanced"}}
+# Cui et al. start a fresh classifier of a sigmoid loss at a prior of 0.1 per class
+FRESH_HEAD = {"cb_focal": {"model": {"classifier_prior": 0.1}}}
 ROWS = [
     Row("baseline", "base.yaml", {}, "Baseline (CE)"),
     Row("reweight", "base.yaml", BALANCED, "Reweight (WeightedRandomSampler)"),
+    Row("baseline_adamw", "base.yaml", {"train": {"optimizer": "adamw", "weight_decay": 0.9999}},
+        "Baseline (CE), AdamW with decoupled weight decay 0.9999", in_seed=False),
     Row("stage1", "stage1.yaml", {}, "Decoupled stage 1 alone (CE)", in_seed=False),
-    *[Row(f"decoupled_{loss}", "stage2.yaml", {"loss": {"name": loss}}, f"Decoupled + {label}")
+    *[Row(f"decoupled_{loss}", "stage2.yaml", {"loss": {"name": loss}, **FRESH_HEAD.get(loss, {})}, f"Decoupled + {label}")
       for loss, label in SEED_LOSSES.items()],
     Row("crt", "stage2.yaml", BALANCED, "cRT (class-balanced sampling + CE)", in_seed=False),
     Row("lws", "stage2.yaml", {**BALANCED, "model": {"reset_classifier": False, "lws": True}},
@@ -61,9 +65,11 @@ def run_config(row: Row, preset: str, cli: dict | None = None):
 
 def plan(preset: str, rows, device, cli=None) -> None:
     """Each run with an estimate from a probe of the model's training step and evaluation on
-    ``device`` (on a CPU at a small batch: bounded memory); a classifier-only row costs one pass
-    of the backbone over the training set. Sizes from the long-tailed profile: no data needed."""
-    probes, total, total_flops = {}, 0.0, 0.0
+    ``device`` (on a CPU at a small batch: bounded memory). The classifier-only rows of one
+    stage-1 run share one stored pass of its backbone over the training and test sets
+    (``common.features``): the first pays it, the classifier epochs are negligible. Sizes from
+    the long-tailed profile: no data needed."""
+    probes, total, total_flops, passes = {}, 0.0, 0.0, set()
     print(f"plan: preset {preset}, {len(rows)} runs (+ tau-normalisation), device {device}")
     for row in rows:
         cfg = run_config(row, preset, cli)
@@ -76,13 +82,14 @@ def plan(preset: str, rows, device, cli=None) -> None:
             del model
             print(probe_line(cfg, device, train_ips, eval_ips), flush=True)
         train_ips, eval_ips, flops = probes[cfg.train.size]
-        if cfg.train.classifier_only:      # one pass of the frozen backbone; the classifier epochs are negligible
-            training = train_images / eval_ips
-            total_flops += training_flops(flops, 0, train_images + 10000)
+        if cfg.train.classifier_only:
+            first = cfg.model.init_from not in passes
+            passes.add(cfg.model.init_from)
+            seconds = (train_images + 10000) / eval_ips if first else 0.0
+            total_flops += training_flops(flops, 0, train_images + 10000) if first else 0.0
         else:
-            training = cfg.train.epochs * train_images / train_ips
+            seconds = cfg.train.epochs * train_images / train_ips + 10000 / eval_ips   # + the test set
             total_flops += training_flops(flops, cfg.train.epochs * train_images, 10000)
-        seconds = training + 10000 / eval_ips   # + the test set
         total += seconds
         print(f"  {row.name:20s} {cfg.train.epochs:3d} epochs ~{seconds / 3600:7.2f} h", flush=True)
     print(total_line(total, total_flops, device))

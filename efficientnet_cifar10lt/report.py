@@ -13,7 +13,7 @@ import pandas as pd
 from common.config import load_config, preset_names
 from common.engine import read_records
 from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
-                           legend_outside, load_paper_numbers, note_single_point, ours_frame, plot_confusion,
+                           legend_outside, load_paper_numbers, model_lines, note_single_point, ours_frame, plot_confusion,
                            plot_curves, report_parser, save_figure, seed_roots, table_labels, write_table)
 
 from .grid import CONFIGS, IN_SEED, ROW_LABELS
@@ -95,8 +95,10 @@ def main(argv=None):
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
     labels = table_labels(ours)
-    notes = budget_notes(args.preset, labels, "seed 000")
-    footer = figure_footer(args.preset, [r for seed in by_seed for r in seed.values()], "seed 000")
+    every_run = [r for seed in by_seed for r in seed.values() if "config" in r and "model" in r["config"]]
+    models = model_lines(every_run)
+    notes = budget_notes(args.preset, labels, "seed 000") + models
+    footer = figure_footer(args.preset, [r for seed in by_seed for r in seed.values()], "seed 000", " ".join(models))
 
     df = comparison_table(paper, ours, "comparison", list(ROW_LABELS), COLUMNS)
     df.index = [_label(r) for r in df.index]

@@ -69,6 +69,9 @@ def test_every_problem_is_listed_at_once():
 def test_cross_section_rules():
     with pytest.raises(ConfigError, match="select_best needs a validation set"):
         validate_config({"data": {"dataset": "cifar10"}, "model": {"name": "resnet32"}, "train": {"select_best": True}})
+    with pytest.raises(ConfigError, match="classifier_prior initialises a fresh classifier"):
+        validate_config({"data": {"dataset": "cifar10"}, "model": {"name": "resnet32", "init_from": "stage1",
+                                                                   "classifier_prior": 0.1}})
     with pytest.raises(ConfigError, match="split 'thesis' needs imb_factor"):
         validate_config({"data": {"dataset": "cifar100", "split": "thesis"}, "model": {"name": "resnet32"}})
 

@@ -23,7 +23,8 @@ def test_rows_and_the_paper_protocol():
     assert base.model.name == "efficientnet_b0" and base.model.pretrained and base.data.imb_factor == 0.01
     stage2 = eff_grid.run_config(next(r for r in eff_grid.ROWS if r.name == "decoupled_cb"), "paper")
     assert stage2.model.init_from == "stage1" and stage2.train.classifier_only and stage2.train.epochs == 10
-    assert stage2.loss.name == "cb" and eff_grid.run_config(eff_grid.ROWS[2], "paper").train.epochs == 20
+    stage1 = eff_grid.run_config(next(r for r in eff_grid.ROWS if r.name == "stage1"), "paper")
+    assert stage2.loss.name == "cb" and stage1.train.epochs == 20
     reweight = eff_grid.run_config(eff_grid.ROWS[1], "paper")
     assert reweight.data.sampler == "class_balanced" and reweight.train.epochs == 30
 
@@ -135,3 +136,22 @@ def test_classifier_on_stored_features_predicts_what_the_model_predicts():
     expected = predict(model, images, transform, batch_size=16, amp=False)
     stored = classifier_probs(model, cached_features(model, images, transform, 16, amp=False), batch_size=16)
     np.testing.assert_array_equal(stored, expected)
+
+
+def _row(name, preset):
+    return eff_grid.run_config(next(r for r in eff_grid.ROWS if r.name == name), preset)
+
+
+def test_lite_preset_is_the_seed_protocol_on_pretrained_lite0_at_64_px():
+    base, stage2 = _row("baseline", "lite"), _row("decoupled_wce", "lite")
+    assert (base.model.name, base.model.pretrained, base.train.size, base.train.normalize) == \
+        ("efficientnet_lite0", True, 64, "inception")
+    assert (base.train.epochs, base.train.lr, base.train.batch_size, base.train.optimizer) == (30, 1e-4, 128, "adam")
+    assert (_row("stage1", "lite").train.epochs, stage2.train.epochs, stage2.model.name) == (20, 10, "efficientnet_lite0")
+
+
+def test_weight_decay_reading_row_and_cb_focal_fresh_classifier_prior():
+    adamw = _row("baseline_adamw", "paper").train
+    assert (adamw.optimizer, adamw.weight_decay) == ("adamw", 0.9999)
+    assert _row("decoupled_cb_focal", "paper").model.classifier_prior == 0.1
+    assert _row("decoupled_cb", "paper").model.classifier_prior is None

@@ -85,3 +85,13 @@ def test_freeze_backbone_leaves_only_classifier_trainable():
     freeze_backbone(model)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"classifier.weight", "classifier.bias"}
+
+
+def test_classifier_prior_sets_every_sigmoid_to_the_prior():
+    from common.experiment import init_classifier_bias
+
+    model = build_model("resnet32", 10)
+    init_classifier_bias(model.classifier, 0.1)
+    with torch.no_grad():
+        start = torch.sigmoid(model.classifier(torch.zeros(1, 64)))
+    assert torch.allclose(start, torch.full((1, 10), 0.1))

@@ -36,7 +36,7 @@ class ClassBalancedFocal(ClassCountLoss):
     ``sum_c w_{y} (1 - p_t) ** gamma * BCE(z_c, [c == y])``, summed over classes and divided
     by the batch size (official ``focal_loss`` divides by the number of positive labels).
     Cui et al. also initialise the classifier bias to ``-log((1 - pi) / pi)``, pi = 0.1, for
-    sigmoid losses; that is the model's business (see ``sigmoid_bias_init``).
+    sigmoid losses; a config asks for it with ``model.classifier_prior: 0.1``.
     ``variant="softmax"`` is ``w_y (1 - p_y) ** gamma * CE``, with ``p_y`` the softmax
     probability (not the sigmoid one a widely copied port mixes in).
     """

