@@ -80,6 +80,9 @@ class DataConfig(Section):
     """keep the first k classes, renumbered"""
     max_per_class: PositiveInt | None = None
     """standard split: the first n images of each class only, before the long-tailed selection (a smaller proxy)"""
+    val_per_class: PositiveInt | None = None
+    """standard split: the last n training images of each class held out first, a balanced validation set
+    (test set ``validation``: for choosing sweep points without the test set)"""
     sampler: Annotated[str, one_of(("class_balanced",), "sampler")] | None = None
     validate_on_test: bool = False
     """standard split: validate every epoch on the test set"""
@@ -110,8 +113,9 @@ class DataConfig(Section):
             raise ValueError("bag_threshold and bag_index go together (which learner of which bagging)")
         if self.balance_threshold and self.bag_threshold:
             raise ValueError("balance_threshold and bag_threshold are two different re-samplings: choose one")
-        if self.split == "thesis" and (self.balance_threshold or self.bag_threshold or self.folds):
-            raise ValueError("artificial balancing, bagging and folds re-sample the standard split's training set")
+        if self.split == "thesis" and (self.balance_threshold or self.bag_threshold or self.folds or self.val_per_class):
+            raise ValueError("artificial balancing, bagging, folds and val_per_class split the standard split's "
+                             "training set")
         if (self.folds is None) != (self.fold is None):
             raise ValueError("folds and fold go together (which fold of how many is held out)")
         if self.folds is not None and self.fold >= self.folds:

@@ -106,8 +106,9 @@ def build_datasets(dcfg: DataConfig, root) -> dict:
         out["train"] = (train_x[chosen["train"]], train_y[chosen["train"]])
         out["train_indices"] = chosen["train"]
         out["tests"] = {"test": (test_x, test_y)}
-        if chosen["heldout_fold"] is not None:
-            out["tests"]["heldout_fold"] = (train_x[chosen["heldout_fold"]], train_y[chosen["heldout_fold"]])
+        for name in ("heldout_fold", "validation"):
+            if chosen[name] is not None:
+                out["tests"][name] = (train_x[chosen[name]], train_y[chosen[name]])
         out["val"] = (test_x, test_y) if dcfg.validate_on_test else None
     out["train_counts"] = D.class_counts(out["train"][1], num_classes).tolist()
     return out
@@ -115,12 +116,20 @@ def build_datasets(dcfg: DataConfig, root) -> dict:
 
 def training_indices(train_y, num_classes: int, dcfg: DataConfig) -> dict:
     """Which images of the official training set a ``split: standard`` run trains on, from the
-    labels alone: ``train`` (indices; re-sampled images repeated), ``heldout_fold`` (or None)
-    and ``group_counts`` (the long-tailed set's class counts, before folds and re-sampling)."""
+    labels alone: ``train`` (indices; re-sampled images repeated), ``heldout_fold`` (or None),
+    ``validation`` (the held-out last ``val_per_class`` images of each class, or None) and
+    ``group_counts`` (the long-tailed set's class counts, before folds and re-sampling)."""
     train_y = np.asarray(train_y)
-    idx = np.arange(len(train_y))
+    idx, validation = np.arange(len(train_y)), None
+    if dcfg.val_per_class:
+        per_class = [np.where(train_y == c)[0] for c in range(num_classes)]
+        if min(len(p) for p in per_class) <= dcfg.val_per_class:
+            raise ConfigError(f"data.val_per_class {dcfg.val_per_class} leaves a class with no training image "
+                              f"(the smallest has {min(len(p) for p in per_class)})")
+        validation = np.sort(np.concatenate([p[-dcfg.val_per_class:] for p in per_class]))
+        idx = np.sort(np.concatenate([p[:-dcfg.val_per_class] for p in per_class]))
     if dcfg.max_per_class:
-        idx = np.sort(np.concatenate([np.where(train_y == c)[0][:dcfg.max_per_class] for c in range(num_classes)]))
+        idx = np.sort(np.concatenate([idx[train_y[idx] == c][:dcfg.max_per_class] for c in range(num_classes)]))
     if dcfg.imb_factor:
         num_max = int(np.bincount(train_y[idx]).max())
         counts = D.longtail_counts(num_max, num_classes, dcfg.imb_factor, dcfg.profile, min_count=dcfg.min_count)
@@ -130,7 +139,8 @@ def training_indices(train_y, num_classes: int, dcfg: DataConfig) -> dict:
     if dcfg.folds:
         kept, held = D.fold_split(train_y[idx], dcfg.folds, dcfg.fold, dcfg.lt_seed)
         idx, held = idx[kept], idx[held]
-    return {"train": idx[_resample(train_y[idx], dcfg)], "heldout_fold": held, "group_counts": group_counts}
+    return {"train": idx[_resample(train_y[idx], dcfg)], "heldout_fold": held, "validation": validation,
+            "group_counts": group_counts}
 
 
 def planned_training_indices(dcfg: DataConfig) -> dict:

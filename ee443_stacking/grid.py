@@ -54,6 +54,7 @@ class GridPlan(Section):
     balance_thresholds: list[PositiveInt]
     weight_schemes: list[Annotated[str, one_of(SCHEMES, "weighting scheme")]]
     bag_threshold: PositiveInt
+    base_model: Annotated[str, one_of(MODELS, "model")]     # the seed's b0: sweeps and single-model rows
     stack: list[Annotated[str, one_of(MODELS, "model")]]
     stacker_folds: NonNegativeInt        # beyond the seed: cross-fitting folds of the learned stacker (0: none)
     fig1_models: list[Annotated[str, one_of(MODELS, "model")]]
@@ -89,17 +90,31 @@ def job(preset: str, out: Path, ds: str, model: str, variant: str, hp: tuple, cl
 def sweep_jobs(preset, out, plan: GridPlan, cli) -> list[Job]:
     """Phase 1: Fig 2's sweep on every dataset and Fig 1's architectures on the full set."""
     base = load_config(BASE, preset, None, cli).train
-    jobs = [job(preset, out, ds, "efficientnet_b0", "ce", hp, cli)
+    jobs = [job(preset, out, ds, plan.base_model, "ce", hp, cli)
             for ds in plan.datasets for hp in itertools.product(plan.sweep.batch_size, plan.sweep.lr)]
     if "full" in plan.datasets:
         jobs += [job(preset, out, "full", m, "ce", (base.batch_size, base.lr), cli) for m in plan.fig1_models]
     return list({j.name: j for j in jobs}.values())          # a Fig 1 run at a sweep point is one run
 
 
+def selection_set(records) -> str:
+    """What sweep points are chosen on: ``validation`` (the held-out ``data.val_per_class``
+    images) when every run has it, else ``test``, the seed's own selection, an optimistic oracle."""
+    return "validation" if all("validation" in r["metrics"] for r in records) else "test"
+
+
+def best_of(records: dict, on: str | None = None) -> str:
+    """The name of the record with the best accuracy on ``on`` (default :func:`selection_set`);
+    ties go to the first."""
+    on = on or selection_set(records.values())
+    return max(records, key=lambda name: records[name]["metrics"][on]["accuracy"])
+
+
 def best_point(records: dict, ds: str, plan: GridPlan) -> tuple:
-    """The sweep point with the best test accuracy (the seed's selection: CIFAR-50 has no validation split)."""
-    points = list(itertools.product(plan.sweep.batch_size, plan.sweep.lr))
-    return max(points, key=lambda hp: records[f"{ds}/efficientnet_b0__ce__{hp_tag(*hp)}"]["metrics"]["test"]["accuracy"])
+    """The sweep point of ``ds`` chosen by :func:`best_of`."""
+    points = {f"{ds}/{plan.base_model}__ce__{hp_tag(*hp)}": hp
+              for hp in itertools.product(plan.sweep.batch_size, plan.sweep.lr)}
+    return points[best_of({name: records[name] for name in points})]
 
 
 def learners(preset, ds, plan: GridPlan, cli, data_root=None) -> int:
@@ -112,7 +127,7 @@ def learners(preset, ds, plan: GridPlan, cli, data_root=None) -> int:
 
 def method_jobs(preset, out, ds, hp, plan: GridPlan, n_learners: int, cli) -> dict[str, list[Job]]:
     """Phase 2 for one long-tailed dataset, by row; the members of the ensembles included."""
-    b0 = "efficientnet_b0"
+    b0 = plan.base_model
     wl = {"loss": {"name": "wce", "scheme": "ins"}}
     rows = {
         "artificial_balancing": [job(preset, out, ds, b0, f"ab{t}", hp, cli, data={"balance_threshold": t})
@@ -147,7 +162,7 @@ def all_uses(preset, out, plan: GridPlan, cli) -> list[tuple[str, Job]]:
     as any sweep point would (the counts and sizes are those of the real grid)."""
     base = load_config(BASE, preset, None, cli).train
     hp = (base.batch_size, base.lr)
-    uses = [("fig2 sweep", job(preset, out, ds, "efficientnet_b0", "ce", point, cli))
+    uses = [("fig2 sweep", job(preset, out, ds, plan.base_model, "ce", point, cli))
             for ds in plan.datasets for point in itertools.product(plan.sweep.batch_size, plan.sweep.lr)]
     if "full" in plan.datasets:
         uses += [("fig1", job(preset, out, "full", m, "ce", hp, cli)) for m in plan.fig1_models]
@@ -182,7 +197,7 @@ def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
             print(probe_line(cfg, device, train_ips, eval_ips), flush=True)
         train_ips, eval_ips, flops = probes[key]
         chosen = planned_training_indices(cfg.data)
-        test_images = len(chosen["heldout_fold"] if chosen["heldout_fold"] is not None else []) + \
+        test_images = sum(len(chosen[k]) for k in ("heldout_fold", "validation") if chosen[k] is not None) + \
             num_classes_of(cfg.data) * LAYOUTS[cfg.data.dataset].test_per_class
         total += cfg.train.epochs * len(chosen["train"]) / train_ips + test_images / eval_ips
         total_flops += training_flops(flops, cfg.train.epochs * len(chosen["train"]), test_images)
@@ -208,12 +223,13 @@ def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale
     train(sweep)
     chosen = {}
     for ds in plan.datasets:
-        records = finished([j for j in sweep if j.name.startswith(f"{ds}/efficientnet_b0__ce__")])
+        records = finished([j for j in sweep if j.name.startswith(f"{ds}/{plan.base_model}__ce__")])
         if records is None:
             print(f"== {ds}: its sweep has not finished: nothing more for this dataset", flush=True)
             continue
         hp = chosen[ds] = best_point(records, ds, plan)
-        print(f"== {ds}: best sweep point batch {hp[0]}, lr {hp[1]:g}", flush=True)
+        on = selection_set(records.values())
+        print(f"== {ds}: best sweep point on the {on} set: batch {hp[0]}, lr {hp[1]:g}", flush=True)
         if ds == "full":            # the seed's Full row has the baseline only
             continue
         rows = method_jobs(preset, out, ds, hp, plan, learners(preset, ds, plan, cli, data or default_data_root()), cli)
@@ -230,7 +246,7 @@ def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale
                 print(f"== {ds}/{LEARNED[row]}: test {100 * rec['metrics']['test']['accuracy']:.2f}%", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "chosen.json").write_text(json.dumps({ds: {"batch_size": bs, "lr": lr} for ds, (bs, lr) in chosen.items()},
-                                                indent=1))
+                                                indent=1))     # chosen as selection_set says (the report shows which)
 
 
 def main(argv=None):

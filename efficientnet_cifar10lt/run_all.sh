@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Seed 000: EfficientNet-B0 on CIFAR-10-LT -- baseline, reweight, decoupled stage 1 + five stage-2
 # losses (and cRT / LWS / tau-norm beyond the seed), then the tables and figures.
-#   PRESET=smoke|cpu|quick|paper  (default: paper with CUDA, smoke without)
+#   PRESET=smoke|cpu|lite|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR   folder holding cifar-10-batches-py/ (default ./data)
 #   PLAN=1             list the runs with a time estimate from a short probe; needs no data, trains nothing
 #   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh

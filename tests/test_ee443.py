@@ -1,6 +1,7 @@
 """Seed 002: shared members, the grid end to end on tiny data, and the tables."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,8 +26,8 @@ def test_rows_share_members_instead_of_retraining():
 
 def test_grid_end_to_end_on_tiny_data_then_nothing_retrained(tiny_root, tmp_path, monkeypatch):
     tiny = ee_grid.GridPlan(datasets=["full", "0.1"], sweep={"batch_size": [32], "lr": [1e-3]}, balance_thresholds=[4],
-                            weight_schemes=["ins"], bag_threshold=3, stack=["efficientnet_b0"], fig1_models=[],
-                            stacker_folds=2)
+                            weight_schemes=["ins"], bag_threshold=2, base_model="efficientnet_b0",
+                            stack=["efficientnet_b0"], fig1_models=[], stacker_folds=2)   # 5 // 2: two learners
     monkeypatch.setattr(ee_grid, "grid_plan", lambda preset: tiny)
     monkeypatch.setattr(ee_report, "grid_plan", lambda preset: tiny)
     args = ["--preset", "smoke", "--data", str(tiny_root), "--out", str(tmp_path / "runs"), "--set", "train.epochs=1"]
@@ -69,8 +70,8 @@ def test_plan_counts_every_training_without_data():
 
 def test_only_trains_the_matching_runs_phase_by_phase(tiny_root, tmp_path, monkeypatch):
     tiny = ee_grid.GridPlan(datasets=["0.1"], sweep={"batch_size": [32], "lr": [1e-3]}, balance_thresholds=[4, 8],
-                            weight_schemes=["ins"], bag_threshold=3, stack=["efficientnet_b0"], fig1_models=[],
-                            stacker_folds=0)
+                            weight_schemes=["ins"], bag_threshold=3, base_model="efficientnet_b0",
+                            stack=["efficientnet_b0"], fig1_models=[], stacker_folds=0)
     monkeypatch.setattr(ee_grid, "grid_plan", lambda preset: tiny)
     args = ["--preset", "smoke", "--data", str(tiny_root), "--out", str(tmp_path), "--set", "train.epochs=1"]
     runs = tmp_path / "smoke" / "0.1"
@@ -82,3 +83,28 @@ def test_only_trains_the_matching_runs_phase_by_phase(tiny_root, tmp_path, monke
     assert trained() == []
     ee_grid.main([*args, "--only", "0.1/efficientnet_b0__ce__*", "0.1/efficientnet_b0__ab4*"])
     assert trained() == ["efficientnet_b0__ab4__bs32_lr0.001", "efficientnet_b0__ce__bs32_lr0.001", "stacking"]
+
+
+def test_validation_split_is_the_last_images_of_each_class_and_never_trained_on():
+    from common.config import validate_config
+    from common.experiment import training_indices
+
+    labels = np.repeat(np.arange(10), 50)
+    data = {"dataset": "cifar10", "imb_factor": 0.1, "max_per_class": 20}
+    plain = training_indices(labels, 10, validate_config({"data": data, "model": {"name": "resnet32"}}).data)
+    held = training_indices(labels, 10, validate_config({"data": {**data, "val_per_class": 5},
+                                                         "model": {"name": "resnet32"}}).data)
+    assert plain["validation"] is None
+    np.testing.assert_array_equal(held["train"], plain["train"])     # taken from images the proxy never uses
+    assert np.bincount(labels[held["validation"]]).tolist() == [5] * 10
+    assert all(labels[i] == labels[j] for i, j in zip(held["validation"][:5], range(45, 50)))
+    assert not set(held["train"]) & set(held["validation"])
+
+
+def test_sweeps_choose_on_validation_and_the_test_set_only_as_the_oracle():
+    def rec(val, test):
+        return {"metrics": {"test": {"accuracy": test}, **({"validation": {"accuracy": val}} if val else {})}}
+
+    runs = {"a": rec(0.6, 0.5), "b": rec(0.5, 0.7)}
+    assert ee_grid.best_of(runs) == "a" and ee_grid.best_of(runs, "test") == "b"
+    assert ee_grid.best_of({"a": rec(None, 0.5), "b": rec(None, 0.7)}) == "b"      # no validation set: the seed's way
