@@ -21,7 +21,7 @@ def test_rows_share_members_instead_of_retraining():
     sweep = ee_grid.sweep_jobs("paper", ee_grid.Path("out"), plan, {})
     assert len(sweep) == 4 * 9 + 7 - 1                                # Fig 1's b0 at a sweep point runs once
     cfg = rows["bagging_wl"][2].config
-    assert (cfg.data.bag_threshold, cfg.data.bag_index, cfg.loss.name, cfg.data.classes) == (120, 2, "wce", 50)
+    assert (cfg.data.bag_threshold, cfg.data.bag_index, cfg.loss.name, cfg.data.classes) == (112, 2, "wce", 50)
 
 
 def test_grid_end_to_end_on_tiny_data_then_nothing_retrained(tiny_root, tmp_path, monkeypatch):
@@ -65,7 +65,7 @@ def test_plan_counts_every_training_without_data():
     seed_rows = [(row, j.name) for row, j in uses if "folds" not in row]
     assert (len({name for _, name in seed_rows}), len(seed_rows)) == (84, 91)
     assert (len({j.name for _, j in uses}), len(uses)) == (138, 145)
-    assert sum(row == "bagging_wl" for row, _ in uses) == 3 * 4          # 500 // 120 learners per long-tailed set
+    assert sum(row == "bagging_wl" for row, _ in uses) == 3 * 4          # 450 // 112 learners per long-tailed set
 
 
 def test_only_trains_the_matching_runs_phase_by_phase(tiny_root, tmp_path, monkeypatch):
