@@ -6,14 +6,13 @@ A derived run's ``record.json`` names the runs it was computed from (``sources``
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from .engine import now, write_record
+from .engine import now, read_record, write_record
 from .experiment import claim, load_predictions, save_predictions, source_record
 from .metrics import evaluate_predictions
 
@@ -30,7 +29,7 @@ def derived_run(out_dir, sources: dict[str, Path], compute: Callable[[dict], dic
 
     def current() -> dict | None:
         if (out_dir / "record.json").exists():
-            record = json.loads((out_dir / "record.json").read_text())
+            record = read_record(out_dir / "record.json")
             if record.get("sources") == stamp:
                 return record
         return None
@@ -47,7 +46,7 @@ def derived_run(out_dir, sources: dict[str, Path], compute: Callable[[dict], dic
         config, metrics, predictions = result.pop("config"), result.pop("metrics"), result.pop("predictions")
         save_predictions(out_dir / "predictions.npz", predictions)
         write_record(out_dir, config, metrics, started, sources=stamp, **result)
-    return json.loads((out_dir / "record.json").read_text())
+    return read_record(out_dir / "record.json")
 
 
 def average_ensemble(out_dir, members: dict[str, Path], groups=("shot",), n_bins: int = 15) -> dict:

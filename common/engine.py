@@ -11,12 +11,14 @@ stage is ``classifier_only=True``; deferred re-weighting rides on ``loss.set_epo
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -48,6 +50,20 @@ class NonFiniteLossError(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """A ``last.pt`` that cannot be resumed: not a plain checkpoint, or another config's."""
+
+
+class WriteFailedError(CheckpointError):
+    """A checkpoint or weights file could not be written (a full disk, most often)."""
+
+
+def _disk_full(err: BaseException) -> bool:
+    """ENOSPC anywhere in the chain, or the messages torch's zip writer gives when a write comes up short."""
+    while err is not None:
+        if getattr(err, "errno", None) == errno.ENOSPC or any(
+                m in str(err) for m in ("unexpected pos", "file write failed", "No space left")):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -136,10 +152,22 @@ def classifier_probs(model: nn.Module, features: torch.Tensor, batch_size: int =
 
 
 def save_atomic(obj, path: Path) -> None:
-    """Write to a temporary file, then rename: a kill leaves the old file or the new, never half of one."""
+    """Write to a temporary file, then rename: a kill or a full disk leaves the old file or the
+    new, never half of one. A failed write raises :class:`WriteFailedError` naming the folder."""
+    path = Path(path)
     tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:    # torch reports a full disk as RuntimeError ("unexpected pos")
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+        kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
+        raise WriteFailedError(
+            f"could not write {path.name} in {path.parent}: "
+            + ("the disk is full" if _disk_full(err) else f"{type(err).__name__}: {str(err).splitlines()[0]}")
+            + f" ({free / 2**20:.1f} MiB free); {kept}. Free some space and run again: the run resumes from its "
+              f"last checkpoint.") from None
 
 
 def _rng_state() -> dict:
@@ -384,6 +412,25 @@ def environment() -> dict:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class DamagedRecordError(RuntimeError):
+    """A ``record.json`` that cannot be read."""
+
+
+def read_record(path) -> dict:
+    """A run's ``record.json``; a damaged one raises :class:`DamagedRecordError` naming the file and the fix."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or "metrics" not in record:
+            raise ValueError("not a run record (no metrics)")
+        return record
+    except (OSError, ValueError) as err:      # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DamagedRecordError(
+            f"{path} is damaged ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}): "
+            f"restore it (`git checkout -- {path}` if it is committed) or delete its folder {path.parent} "
+            f"to run that run again") from None
 
 
 def write_record(out_dir, config: dict, metrics: dict, started: str, **extra) -> Path:

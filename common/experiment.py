@@ -10,7 +10,6 @@ when its config is the one asked for and reported as stale when it is not.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 from contextlib import contextmanager
@@ -28,9 +27,9 @@ from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record, load_config,
                      parse_overrides, upgrade_config, validate_config)
 from .data.provenance import data_provenance
-from .engine import (CheckpointError, NonFiniteLossError, cached_features, classifier_probs, default_device,
+from .engine import (CheckpointError, DamagedRecordError, NonFiniteLossError, cached_features, classifier_probs, default_device,
                      environment, feature_step, fit, load_checkpoint, make_step, now, predict, run_numerics,
-                     save_atomic, seed_everything, write_record)
+                     read_record, save_atomic, seed_everything, write_record)
 from .features import kept_run_features
 from .losses import build_loss, sigmoid_bias_init
 from .methods import get_method
@@ -58,7 +57,7 @@ class ParentNotFinishedError(RuntimeError):
 
 # what a command line reports in one message (no traceback): the user's input or files are at fault
 RUN_ERRORS = (ConfigError, D.CifarError, CheckpointError, StaleRunError, RunClaimedError, ResultsNotWritableError,
-              NonFiniteLossError, ParentNotFinishedError)
+              NonFiniteLossError, ParentNotFinishedError, DamagedRecordError)
 
 
 def thesis_split_from_config(labels, num_classes: int, dcfg: DataConfig) -> dict:
@@ -223,7 +222,7 @@ def source_record(folder: Path, needed_by) -> dict:
     from; raises :class:`ParentNotFinishedError` if it has not finished."""
     if not (folder / "record.json").exists():
         raise ParentNotFinishedError(f"{needed_by} starts from {folder}, which has not finished: run it first")
-    return json.loads((folder / "record.json").read_text())
+    return read_record(folder / "record.json")
 
 
 def parent_record(out_dir: Path, cfg: ExperimentConfig) -> tuple[Path, dict]:
@@ -243,12 +242,12 @@ def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
     path = out_dir / "record.json"
     if not path.exists():
         return None
-    record = json.loads(path.read_text())
+    record = read_record(path)
     then, current = record_config(record), config_record(cfg)
     changes = config_diff(then, current) if config_hash(then) != config_hash(current) else []
     parent = record.get("parent")
     if parent and (Path(parent["run"]) / "record.json").exists():
-        now_parent = json.loads((Path(parent["run"]) / "record.json").read_text())
+        now_parent = read_record(Path(parent["run"]) / "record.json")
         if now_parent["run_id"] != parent["run_id"]:
             changes.append(f"its parent run {parent['run']} was re-trained since (finished {now_parent['finished']})")
     if not changes:
@@ -392,7 +391,7 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
                  pretrained_weights=pretrained_source(mcfg.name) if mcfg.pretrained else None)
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)
-    return json.loads((out_dir / "record.json").read_text())
+    return read_record(out_dir / "record.json")
 
 
 @torch.no_grad()
@@ -432,7 +431,7 @@ def saved_run(run_dir: Path) -> tuple[ExperimentConfig, dict]:
     training or interrupted) the ``config.yaml`` written when it started and no record (``{}``)."""
     run_dir = Path(run_dir)
     if (run_dir / "record.json").exists():
-        record = json.loads((run_dir / "record.json").read_text())
+        record = read_record(run_dir / "record.json")
         cfg = validate_config(record_config(record))
         cfg._preset = record.get("preset")
         return cfg, record

@@ -20,8 +20,8 @@ from typing import Callable
 import torch
 
 from .config import ConfigError, ExperimentConfig, deep_merge
-from .engine import (CheckpointError, NonFiniteLossError, autocast, make_step, predict, seed_everything,
-                     set_up_numerics)
+from .engine import (CheckpointError, DamagedRecordError, NonFiniteLossError, autocast, make_step, predict,
+                     read_record, seed_everything, set_up_numerics)
 from .experiment import (ParentNotFinishedError, RunClaimedError, StaleRunError, loss_from_config, num_classes_of,
                          run_experiment, transforms_from_config)
 from .models import PretrainedWeightsUnavailable, build_model
@@ -245,10 +245,10 @@ def copy_finished(src: Path, dst: Path, preset: str | None = None) -> list[str]:
             continue
         target = Path(dst) / run
         try:
-            new = json.loads(record.read_text())
-            old = json.loads((target / "record.json").read_text()) if (target / "record.json").exists() else None
-        except ValueError as err:
-            print(f"warning: {run}: a record.json is unreadable ({err}); not copied", file=sys.stderr)
+            new = read_record(record)
+            old = read_record(target / "record.json") if (target / "record.json").exists() else None
+        except DamagedRecordError as err:
+            print(f"warning: not copied: {err}", file=sys.stderr)
             continue
         if old is not None and (old.get("run_id") == new.get("run_id") or old.get("finished", "") > new.get("finished", "")):
             if old.get("run_id") != new.get("run_id"):

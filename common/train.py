@@ -29,6 +29,7 @@ from pydantic.fields import FieldInfo
 from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig, TrainConfig, config_hash,
                      config_record, deep_merge, loss_kwargs_schema, parse_overrides, validate_config)
+from .engine import read_record
 from .experiment import RUN_ERRORS, evaluate_checkpoint, run_experiment
 from .losses import LOSSES
 from .report import report_run
@@ -178,7 +179,7 @@ def evaluate(args) -> None:
     report_run(result, out, f"{run_dir.name} ({checkpoint.name}, evaluated)")
     recorded = run_dir / "record.json"
     if checkpoint.name == "weights.pt" and recorded.exists():    # the weights the record was measured with
-        then = json.loads(recorded.read_text())["metrics"]
+        then = read_record(recorded)["metrics"]
         for name, m in result["metrics"].items():
             if name in then:
                 print(f"{name}: top-1 {100 * m['accuracy']:.2f}% now, {100 * then[name]['accuracy']:.2f}% when trained")

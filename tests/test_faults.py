@@ -262,3 +262,49 @@ def test_read_only_results_folder_gives_a_clear_error(tiny_root, tmp_path, monke
             run_experiment(_cfg(), results / "run", tiny_root, progress=False)
     finally:
         results.chmod(0o755)
+
+
+# --- a full disk ---------------------------------------------------------------------------------
+
+def test_full_disk_at_last_pt_keeps_the_previous_one_and_the_run_resumes(tiny_root, tmp_path, monkeypatch, uninterrupted):
+    """The second epoch's last.pt fails as torch fails on a full disk; the error is one message
+    naming the folder, the first epoch's last.pt is intact, and the next run finishes from it."""
+    from common import engine
+
+    run, real_save, calls = tmp_path / "run", torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        if Path(f).name == "last.tmp":
+            calls.append(f)
+            if len(calls) == 2:
+                Path(f).write_bytes(b"PK\x03\x04 half a zip")       # what a full disk leaves behind
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4 vs 0")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(engine.torch, "save", save)
+    with pytest.raises(engine.WriteFailedError) as err:
+        run_experiment(_cfg(), run, tiny_root, progress=False)
+    message = str(err.value)
+    assert f"could not write last.pt in {run}: the disk is full" in message and "previous last.pt is intact" in message
+    assert "\n" not in message and isinstance(err.value, CheckpointError)           # one line, a RUN_ERRORS member
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 0 and not (run / "last.tmp").exists()
+    monkeypatch.setattr(engine.torch, "save", real_save)                           # space freed
+    rec = run_experiment(_cfg(), run, tiny_root, progress=False)
+    assert [row["epoch"] for row in rec["history"]] == [1, 2]
+    assert rec["metrics"]["test"]["accuracy"] == uninterrupted["metrics"]["test"]["accuracy"]
+
+
+def test_damaged_record_of_a_finished_run_is_one_line_naming_it_and_the_fix(tiny_root, tmp_path):
+    import yaml
+
+    run, cfg = tmp_path / "run", _cfg(epochs=1, select_best=False)
+    run_experiment(cfg, run, tiny_root, progress=False)
+    (run / "record.json").write_text('{"config": {"data": ')                   # cut short
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    done = subprocess.run([sys.executable, "-m", "common.experiment", str(config), "--out", str(run), "--data",
+                           str(tiny_root)], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"error: {run / 'record.json'} is damaged (JSONDecodeError" in done.stderr
+    assert f"delete its folder {run}" in done.stderr
