@@ -423,8 +423,8 @@ def read_record(path) -> dict:
     path = Path(path)
     try:
         record = json.loads(path.read_text())
-        if not isinstance(record, dict) or "metrics" not in record:
-            raise ValueError("not a run record (no metrics)")
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
         return record
     except (OSError, ValueError) as err:      # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DamagedRecordError(
