@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import argparse
-
-from .config import close_match
+import difflib
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -24,3 +23,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
+def close_match(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def seed_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (for ``--seeds`` and ``SEEDS``)."""
+    try:
+        seeds = [int(s) for s in text.replace(" ", ",").split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"give one or more distinct seeds, e.g. 0,1,2; got {text!r}")
+    return seeds

@@ -11,7 +11,6 @@ what is accepted, before any data is read. Every preset of the file is validated
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import hashlib
 import inspect
@@ -25,6 +24,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeF
                       PositiveInt, PrivateAttr, SerializeAsAny, ValidationError, create_model, field_validator,
                       model_validator)
 
+from .cli import close_match
 from .data import AUGMENTATIONS, GROUP_NAMES, LONGTAIL_PROFILES, NORMALISATIONS
 from .data.cifar import LAYOUTS
 from .losses import LOSSES
@@ -35,12 +35,6 @@ from .optim import OPTIMIZERS, SCHEDULES
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names each bad key, its source and the fix."""
-
-
-def close_match(word: str, choices) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def one_of(choices, what: str):

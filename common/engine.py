@@ -20,9 +20,7 @@ import platform
 import random
 import shutil
 import subprocess
-import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -414,57 +412,3 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class DamagedRecordError(RuntimeError):
-    """A ``record.json`` that cannot be read."""
-
-
-def read_record(path) -> dict:
-    """A run's ``record.json``; a damaged one raises :class:`DamagedRecordError` naming the file and the fix."""
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-        if not isinstance(record, dict):
-            raise ValueError("not a JSON object")
-        return record
-    except (OSError, ValueError) as err:      # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise DamagedRecordError(
-            f"{path} is damaged ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}): "
-            f"restore it (`git checkout -- {path}` if it is committed) or delete its folder {path.parent} "
-            f"to run that run again") from None
-
-
-def write_record(out_dir, config: dict, metrics: dict, started: str, **extra) -> Path:
-    """``record.json``: everything a report needs to place and label this run."""
-    record = {"config": config, "run_id": uuid.uuid4().hex, "started": started, "finished": now(),
-              "environment": environment(), "metrics": metrics, **extra}
-    path = Path(out_dir) / "record.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=_jsonable))
-    os.replace(tmp, path)
-    return path
-
-
-def _jsonable(obj):
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "model_dump"):   # a pydantic config section
-        return obj.model_dump(mode="json")
-    return str(obj)
-
-
-def read_records(root) -> list[dict]:
-    """Every ``record.json`` under ``root`` (finished runs only), with its folder."""
-    records = []
-    for path in sorted(Path(root).rglob("record.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            print(f"warning: {path} is unreadable and left out ({err}); delete it to re-run that run",
-                  file=sys.stderr)
-            continue
-        rec["run_dir"] = str(path.parent)
-        records.append(rec)
-    return records

@@ -27,9 +27,9 @@ from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, ExperimentConfig, config_diff, config_hash, config_record, load_config,
                      parse_overrides, upgrade_config, validate_config)
 from .data.provenance import data_provenance
-from .engine import (CheckpointError, DamagedRecordError, NonFiniteLossError, cached_features, classifier_probs, default_device,
+from .engine import (CheckpointError, NonFiniteLossError, cached_features, classifier_probs, default_device,
                      environment, feature_step, fit, load_checkpoint, make_step, now, predict, run_numerics,
-                     read_record, save_atomic, seed_everything, write_record)
+                     save_atomic, seed_everything)
 from .features import kept_run_features
 from .losses import build_loss, sigmoid_bias_init
 from .methods import get_method
@@ -37,6 +37,7 @@ from .metrics import evaluate_predictions
 from .models import LearnableWeightScaling, build_model, pretrained_source
 from .precision import Numerics
 from .report import report_run
+from .runstore import DamagedRecordError, read_record, save_predictions, write_record
 
 
 class RunClaimedError(RuntimeError):
@@ -477,20 +478,6 @@ def indices_hash(indices) -> str:
     """sha256 of the training indices (int64, in training-set order, re-sampled ones repeated):
     two machines that trained on the same images of the (class-selected) training set agree."""
     return hashlib.sha256(np.asarray(indices, dtype="<i8").tobytes()).hexdigest()
-
-
-def save_predictions(path: Path, arrays: dict) -> None:
-    """``<test set>_probs`` (float32 N x C) and ``<test set>_labels`` of a finished run, so
-    tables, ensembles and re-analysis need no retraining (:func:`load_predictions`)."""
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def load_predictions(run_dir) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Test set name -> (probabilities, labels) of a finished run."""
-    with np.load(Path(run_dir) / "predictions.npz") as f:
-        return {k[:-len("_probs")]: (f[k], f[k[:-len("_probs")] + "_labels"]) for k in f.files if k.endswith("_probs")}
 
 
 def main(argv=None):

@@ -9,7 +9,6 @@ small batches: bounded memory).
 """
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import sys
@@ -19,13 +18,14 @@ from typing import Callable
 
 import torch
 
+from .cli import seed_list
 from .config import ConfigError, ExperimentConfig, deep_merge
-from .engine import (CheckpointError, DamagedRecordError, NonFiniteLossError, autocast, make_step, predict,
-                     read_record, seed_everything, set_up_numerics)
+from .engine import CheckpointError, NonFiniteLossError, autocast, make_step, predict, seed_everything, set_up_numerics
 from .experiment import (ParentNotFinishedError, RunClaimedError, StaleRunError, loss_from_config, num_classes_of,
                          run_experiment, transforms_from_config)
 from .models import PretrainedWeightsUnavailable, build_model
 from .profiling import seconds_per_call
+from .runstore import DamagedRecordError, read_record, seed_root
 
 
 @dataclass
@@ -33,17 +33,6 @@ class Job:
     name: str
     config: ExperimentConfig
     out_dir: Path
-
-
-def seed_list(text: str) -> list[int]:
-    """``"0,1,2"`` -> ``[0, 1, 2]`` (for ``--seeds`` and ``SEEDS``)."""
-    try:
-        seeds = [int(s) for s in text.replace(" ", ",").split(",") if s]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, e.g. 0,1,2; got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"give one or more distinct seeds, e.g. 0,1,2; got {text!r}")
-    return seeds
 
 
 def add_grid_arguments(parser, default_out: str) -> None:
@@ -79,12 +68,6 @@ def select(names, patterns, what: str = "run") -> list[str]:
 def matching(jobs: list[Job], patterns) -> list[Job]:
     """The jobs whose names match one of ``patterns`` (all of them without patterns)."""
     return jobs if patterns is None else [j for j in jobs if any(fnmatch.fnmatchcase(j.name, p) for p in patterns)]
-
-
-def seed_root(out, preset: str, seed: int | None, own_seed: int | None) -> Path:
-    """Where the runs of one training seed go: ``out/<preset>`` for the configs' own seed (or
-    None), ``out/<preset>@seed<S>`` for another."""
-    return Path(out) / (preset if seed is None or seed == own_seed else f"{preset}@seed{seed}")
 
 
 def seed_plan(out, preset: str, seeds, own_seed: int, cli: dict) -> list[tuple[Path, dict]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cli import ArgumentParser
+from .cli import ArgumentParser, seed_list
 from .data.longtail import GROUP_NAMES
 from .models.lite import STANDS_IN_FOR
 
@@ -42,27 +42,12 @@ def ours_frame(cells: list[dict]) -> pd.DataFrame:
 def report_parser(doc: str, presets, results: Path | None = None) -> argparse.ArgumentParser:
     """A study report's command line: ``--preset`` (one of ``presets``), ``--results`` (when the
     study takes one; default ``results``) and ``--seeds``."""
-    from .grid import seed_list
-
     parser = ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--preset", required=True, choices=presets)
     if results is not None:
         parser.add_argument("--results", type=Path, default=results, help="holds runs/<preset>/; tables go to <preset>/")
     parser.add_argument("--seeds", type=seed_list, default=None, help="the training seeds to combine (default: all run)")
     return parser
-
-
-def seed_roots(runs_dir, preset: str, seeds=None, own_seed: int | None = None) -> dict[str, Path]:
-    """The results roots of ``preset``'s seeds (:func:`common.grid.seed_root`) that exist, by name:
-    those of ``seeds`` (``own_seed``: the configs' seed, kept in ``runs_dir/<preset>``), or all."""
-    from .grid import seed_root
-
-    runs_dir = Path(runs_dir)
-    if seeds is not None:
-        roots = [seed_root(runs_dir, preset, s, own_seed) for s in seeds]
-    else:
-        roots = [runs_dir / preset, *sorted(runs_dir.glob(f"{preset}@seed*"))]
-    return {root.name: root for root in roots if root.is_dir()} or {preset: runs_dir / preset}
 
 
 def combine_seeds(frames: list[pd.DataFrame]) -> pd.DataFrame:

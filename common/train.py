@@ -29,10 +29,10 @@ from pydantic.fields import FieldInfo
 from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig, TrainConfig, config_hash,
                      config_record, deep_merge, loss_kwargs_schema, parse_overrides, validate_config)
-from .engine import read_record
 from .experiment import RUN_ERRORS, evaluate_checkpoint, run_experiment
 from .losses import LOSSES
 from .report import report_run
+from .runstore import read_record
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig, "eval": EvalConfig}
 RENAMED = {("model", "name"): "model", ("model", "kwargs"): "model-kwargs", ("loss", "name"): "loss",

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from common.config import load_config, preset_names
-from common.engine import read_records
 from common.models import build_model
 from common.report import (DASH, _pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            legend_outside, load_paper_numbers, model_lines, note_single_point, ours_frame, plot_curves,
-                           report_parser, save_figure, seed_roots, write_table)
+                           report_parser, save_figure, write_table)
+from common.runstore import read_records, seed_roots
 
 from .grid import BASE, ENSEMBLES, LEARNED, best_of, grid_plan, hp_tag
 

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from common.config import load_config, preset_names
-from common.engine import read_records
 from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            legend_outside, load_paper_numbers, model_lines, note_single_point, ours_frame, plot_confusion,
-                           plot_curves, report_parser, save_figure, seed_roots, table_labels, write_table)
+                           plot_curves, report_parser, save_figure, table_labels, write_table)
+from common.runstore import read_records, seed_roots
 
 from .grid import CONFIGS, IN_SEED, ROW_LABELS
 

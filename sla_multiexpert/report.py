@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from common.config import load_config, preset_names
-from common.engine import read_records
 from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            load_paper_numbers, ours_frame, plot_curves, plot_group_lines, plot_paper_vs_ours,
-                           report_parser, seed_roots, table_labels, write_table)
+                           report_parser, table_labels, write_table)
+from common.runstore import read_records, seed_roots
 
 from .grid import CONFIGS, DATASETS, INV_TAUS, RATIOS, runs
 

@@ -9,8 +9,8 @@ from sklearn.linear_model import LogisticRegression
 
 from common.config import ConfigError, validate_config
 from common.derived import average_ensemble, stacked_ensemble
-from common.engine import write_record
-from common.experiment import build_datasets, load_predictions, run_experiment, save_predictions
+from common.experiment import build_datasets, run_experiment
+from common.runstore import load_predictions, save_predictions, write_record
 from common.losses import build_loss, class_weights
 
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from common import launch
-from common.grid import seed_list
+from common.cli import seed_list
 
 GRID = ["thesis_cifar100lt.grid", "--preset", "smoke", "--models", "mobilenet_v2", "--losses", "ce", "bs", "focal",
         "--train-sets", "long_tailed"]

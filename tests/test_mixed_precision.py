@@ -10,7 +10,8 @@ import torch
 from common import precision
 from common.config import TrainConfig
 from common.engine import CheckpointError, fit, load_checkpoint, make_step
-from common.experiment import load_predictions, run_experiment
+from common.experiment import run_experiment
+from common.runstore import load_predictions
 
 BF16 = {"bf16": True, "channels_last": True, "compiled": False}
 FP32 = {"bf16": False, "channels_last": False, "compiled": False}

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from common.config import load_config, preset_names
-from common.engine import read_records
 from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            legend_outside, line, load_paper_numbers, ours_frame, plot_curves, plot_paper_vs_ours,
-                           report_parser, save_figure, seed_roots, table_labels, write_table)
+                           report_parser, save_figure, table_labels, write_table)
+from common.runstore import read_records, seed_roots
 
 from .grid import BASE_CONFIG, LOSSES
 
