@@ -16,6 +16,7 @@ from common.models import build_model
 from common.report import (DASH, _pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            legend_outside, load_paper_numbers, model_lines, note_single_point, ours_frame, plot_curves,
                            report_parser, save_figure, write_table)
+from common.results_index import write_results_index
 from common.runstore import read_records, seed_roots
 
 from .grid import BASE, ENSEMBLES, LEARNED, best_of, grid_plan, hp_tag
@@ -294,6 +295,7 @@ def main(argv=None):
         members = {f"{m} {v}": records.get(f"{ds}/{m}__{v}__{tag}") for v in ("ce", "wl_ins") for m in plan.stack}
         plot_curves({k: r for k, r in members.items() if r}, out / f"curves_{ds}.png",
                     f"Training curves of the stacking members, dataset {ds} (CE and INS-weighted)", footer)
+    write_results_index(out.parent)                 # results/README.md: every study's index
     print(f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs to {out}")
 
 

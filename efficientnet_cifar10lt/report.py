@@ -14,6 +14,7 @@ from common.config import load_config, preset_names
 from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            legend_outside, load_paper_numbers, model_lines, note_single_point, ours_frame, plot_confusion,
                            plot_curves, report_parser, save_figure, table_labels, write_table)
+from common.results_index import write_results_index
 from common.runstore import read_records, seed_roots
 
 from .grid import CONFIGS, IN_SEED, ROW_LABELS
@@ -127,6 +128,7 @@ def main(argv=None):
         tau_figure(records["tau_norm_oracle"], out / "tau_sweep.png", footer)
     plot_curves({ROW_LABELS[n]: records[n] for n in ("baseline", "reweight", "stage1", "decoupled_wce") if n in records},
                 out / "curves.png", "Training curves of the headline rows", footer)
+    write_results_index(out.parent)                 # results/README.md: every study's index
     print(f"wrote the comparison, summary, per-class tables and figures from {len(records)} runs to {out}")
 
 

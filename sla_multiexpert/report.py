@@ -13,6 +13,7 @@ from common.config import load_config, preset_names
 from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            load_paper_numbers, ours_frame, plot_curves, plot_group_lines, plot_paper_vs_ours,
                            report_parser, table_labels, write_table)
+from common.results_index import write_results_index
 from common.runstore import read_records, seed_roots
 
 from .grid import CONFIGS, DATASETS, INV_TAUS, RATIOS, runs
@@ -137,6 +138,7 @@ def main(argv=None):
     plot_curves(dict(sorted(headline.items())), out / "curves.png",
                 f"Training curves at imbalance 100: full method vs CE ({args.preset}; first seed)",
                 figure_footer(args.preset, headline.values()))
+    write_results_index(out.parent)                 # results/README.md: every study's index
     print(f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs to {out}")
 
 

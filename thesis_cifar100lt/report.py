@@ -13,6 +13,7 @@ from common.config import load_config, preset_names
 from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            legend_outside, line, load_paper_numbers, ours_frame, plot_curves, plot_paper_vs_ours,
                            report_parser, save_figure, table_labels, write_table)
+from common.results_index import write_results_index
 from common.runstore import read_records, seed_roots
 
 from .grid import BASE_CONFIG, LOSSES
@@ -174,6 +175,7 @@ def main(argv=None):
                 and r["config"]["loss"]["name"] in ("ce", "bs")}
     plot_curves(dict(sorted(headline.items())), out / "curves.png",
                 f"Training curves, long-tailed training, CE and Balanced Softmax ({args.preset}; first seed)", footer)
+    write_results_index(out.parent)                 # results/README.md: every study's index
     print(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(every)} runs to {out}")
 
 
