@@ -13,9 +13,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from .engine import now
-from .experiment import claim, source_record
 from .metrics import evaluate_predictions
-from .runstore import load_predictions, read_record, save_predictions, write_record
+from .runstore import claim, load_predictions, read_record, save_predictions, source_record, write_record
 
 
 def derived_run(out_dir, sources: dict[str, Path], compute: Callable[[dict], dict]) -> dict:

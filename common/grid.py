@@ -2,7 +2,7 @@
 process is training and come back to them at the end.
 
 Several invocations of one grid on one results folder (processes, or machines on a shared
-file system) share the work through the runs' claims (:func:`common.experiment.claim`): each
+file system) share the work through the runs' claims (:func:`common.runstore.claim`): each
 run is trained once, and a run whose process died is taken over by whoever waits on it.
 ``probe_throughput`` times a config's training step and evaluation, for run plans (on a CPU at
 small batches: bounded memory).
@@ -21,11 +21,12 @@ import torch
 from .cli import seed_list
 from .config import ConfigError, ExperimentConfig, deep_merge
 from .engine import CheckpointError, NonFiniteLossError, autocast, make_step, predict, seed_everything, set_up_numerics
-from .experiment import (ParentNotFinishedError, RunClaimedError, StaleRunError, loss_from_config, num_classes_of,
-                         run_experiment, transforms_from_config)
+from .datasets import num_classes_of, transforms_from_config
+from .experiment import loss_from_config, run_experiment
 from .models import PretrainedWeightsUnavailable, build_model
 from .profiling import seconds_per_call
-from .runstore import DamagedRecordError, read_record, seed_root
+from .runstore import (DamagedRecordError, ParentNotFinishedError, RunClaimedError, StaleRunError, read_record,
+                       seed_root)
 
 
 @dataclass

@@ -5,7 +5,7 @@
     python -m common.launch --launcher slurm --workers 16 --partition gpu --time 2880 \\
         --then "sla_multiexpert.report --preset paper" -- sla_multiexpert.grid --preset paper --data /data
 
-Every worker runs the same grid command. The runs' claims (:func:`common.experiment.claim`)
+Every worker runs the same grid command. The runs' claims (:func:`common.runstore.claim`)
 share the work: each run is trained once, a worker passes over runs another one holds, and at
 the end waits for them, taking a run over when its holder died. ``local`` starts the workers
 through submitit's local executor, spread over the machine's GPUs (one per GPU, or

@@ -12,17 +12,41 @@ import json
 import os
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
+from filelock import FileLock, Timeout
 
-from .engine import environment, now
+from .config import (ConfigError, ExperimentConfig, config_diff, config_hash, config_record, upgrade_config,
+                     validate_config)
+from .datasets import num_classes_of
+from .engine import CheckpointError, environment, load_checkpoint, now
+from .models import LearnableWeightScaling, build_model
 
 RECORD, PREDICTIONS = "record.json", "predictions.npz"
 
 
 class DamagedRecordError(RuntimeError):
     """A ``record.json`` that cannot be read."""
+
+
+class RunClaimedError(RuntimeError):
+    """Another process holds this run's claim (it is training it now)."""
+
+
+class StaleRunError(RuntimeError):
+    """The run folder holds a finished run of another config."""
+
+
+class ResultsNotWritableError(RuntimeError):
+    pass
+
+
+class ParentNotFinishedError(RuntimeError):
+    """``model.init_from`` names a run that has not finished (or kept no weights)."""
 
 
 def read_record(path) -> dict:
@@ -75,6 +99,108 @@ def _jsonable(obj):
     if hasattr(obj, "model_dump"):   # a pydantic config section
         return obj.model_dump(mode="json")
     return str(obj)
+
+
+def record_config(record: dict) -> dict:
+    """A finished run's config under today's schema (:func:`common.config.upgrade_config`), so
+    adding a config key does not make every finished run stale."""
+    return upgrade_config(record["config"])
+
+
+def saved_run(run_dir: Path) -> tuple[ExperimentConfig, dict]:
+    """The config a run folder was trained under and its record: the record's, or (still
+    training or interrupted) the ``config.yaml`` written when it started and no record (``{}``)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "record.json").exists():
+        record = read_record(run_dir / "record.json")
+        cfg = validate_config(record_config(record))
+        cfg._preset = record.get("preset")
+        return cfg, record
+    if (run_dir / "config.yaml").exists():
+        return validate_config(yaml.safe_load((run_dir / "config.yaml").read_text())), {}
+    raise ConfigError(f"{run_dir} is not a run folder (no record.json or config.yaml)")
+
+
+def load_trained_model(cfg: ExperimentConfig, weights) -> torch.nn.Module:
+    """The model ``cfg`` builds (no pretrained download: the file holds every weight), holding
+    the weights of ``weights``: a run's kept ``weights.pt`` or one of its checkpoints."""
+    num_classes = num_classes_of(cfg.data)
+    model = build_model(cfg.model.name, num_classes, **cfg.model.kwargs)
+    if cfg.model.lws:
+        model.classifier = LearnableWeightScaling(model.classifier, num_classes)
+    try:
+        model.load_state_dict(load_checkpoint(Path(weights))["model"])
+    except (KeyError, RuntimeError) as err:
+        raise CheckpointError(f"{weights} does not hold this run's model ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0]})") from err
+    return model
+
+
+def source_record(folder: Path, needed_by) -> dict:
+    """The record of the finished run ``folder``, which ``needed_by`` starts from or is computed
+    from; raises :class:`ParentNotFinishedError` if it has not finished."""
+    if not (folder / "record.json").exists():
+        raise ParentNotFinishedError(f"{needed_by} starts from {folder}, which has not finished: run it first")
+    return read_record(folder / "record.json")
+
+
+def parent_record(out_dir: Path, cfg: ExperimentConfig) -> tuple[Path, dict]:
+    """The folder and record of the run ``cfg.model.init_from`` names (beside ``out_dir``, or a
+    path); raises :class:`ParentNotFinishedError` unless it finished and kept its weights."""
+    folder = out_dir.parent / cfg.model.init_from
+    record = source_record(folder, out_dir)
+    if not (folder / "weights.pt").exists():
+        raise ParentNotFinishedError(f"{folder} finished without keeping its weights (weights.pt), which {out_dir} "
+                                     f"starts from: re-run it with train.keep_weights, or copy its weights.pt there")
+    return folder, record
+
+
+def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
+    """The run's ``record.json`` if it finished under ``cfg``; raises :class:`StaleRunError` if
+    it finished under another config; None if it has not finished."""
+    path = out_dir / "record.json"
+    if not path.exists():
+        return None
+    record = read_record(path)
+    then, current = record_config(record), config_record(cfg)
+    changes = config_diff(then, current) if config_hash(then) != config_hash(current) else []
+    parent = record.get("parent")
+    if parent and (Path(parent["run"]) / "record.json").exists():
+        now_parent = read_record(Path(parent["run"]) / "record.json")
+        if now_parent["run_id"] != parent["run_id"]:
+            changes.append(f"its parent run {parent['run']} was re-trained since (finished {now_parent['finished']})")
+    if not changes:
+        return record
+    raise StaleRunError(f"{path} was written under another config ({'; '.join(changes[:4]) or 'an older schema'}"
+                        f"{'; ...' if len(changes) > 4 else ''}). It is kept as it is: re-run it with --rerun-stale "
+                        f"(or delete {out_dir}).")
+
+
+def prepare_folder(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".write-probe-{os.getpid()}"      # per process: workers share run folders
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ResultsNotWritableError(f"results folder {out_dir} is not writable ({err.strerror or err}); "
+                                      f"pass another --out or fix its permissions") from err
+
+
+@contextmanager
+def claim(out_dir: Path, wait: bool = False):
+    """Hold the run's claim (``claim.lock``) while the block runs. Without ``wait`` a claim held
+    by another process raises :class:`RunClaimedError`; a dead process's claim is free (the
+    operating system drops its lock)."""
+    lock = FileLock(out_dir / "claim.lock")
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        raise RunClaimedError(f"{out_dir} is being trained by another process") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def save_predictions(path: Path, arrays: dict) -> None:

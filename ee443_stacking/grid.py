@@ -26,7 +26,8 @@ from common.config import (ConfigError, Section, check_preset, deep_merge, load_
 from common.derived import average_ensemble, stacked_ensemble
 from common.data.cifar import LAYOUTS, default_data_root
 from common.engine import default_device
-from common.experiment import RUN_ERRORS, build_datasets, num_classes_of, planned_training_indices
+from common.datasets import build_datasets, num_classes_of, planned_training_indices
+from common.experiment import RUN_ERRORS
 from common.grid import (Job, add_grid_arguments, add_selection_arguments, matching, preflight_weights, probe_line,
                          probe_throughput, run_jobs, seed_plan, select, total_line, training_flops)
 from common.profiling import forward_flops

@@ -17,13 +17,14 @@ import torch.nn.functional as F
 
 from common import data as D
 from common.config import validate_config
+from common.data.provenance import data_provenance
+from common.datasets import build_datasets, transforms_from_config
 from common.derived import derived_run
-from common.engine import default_device, load_checkpoint
-from common.experiment import ParentNotFinishedError, build_datasets, data_provenance, transforms_from_config
+from common.engine import default_device
 from common.features import kept_run_features
 from common.metrics import evaluate_predictions
-from common.models import build_model
 from common.precision import apply_numerics, choose_numerics
+from common.runstore import ParentNotFinishedError, load_trained_model
 
 TAUS = tuple(round(0.1 * i, 1) for i in range(21))         # 0, 0.1, ..., 2
 TAU_ROWS = {"tau_norm_1": "tau-norm, tau = 1 (fixed in advance)",
@@ -56,9 +57,7 @@ def _compute(name: str, stage1: Path, parent: dict, data_root) -> dict:
     device = default_device()
     cfg = validate_config(parent["config"])
     root = Path(data_root) if data_root else D.default_data_root()
-    model = build_model(cfg.model.name, 10, **cfg.model.kwargs)
-    model.load_state_dict(load_checkpoint(stage1 / "weights.pt")["model"])
-    model = model.to(device).float()
+    model = load_trained_model(cfg, stage1 / "weights.pt").to(device).float()
     numerics = choose_numerics(device, cfg.train)     # the memory format a stage-2 row evaluates in: same stored features
     apply_numerics(model, replace(numerics, compiled=False))
     ds = build_datasets(cfg.data, root)

@@ -19,7 +19,8 @@ from common.cli import ArgumentParser
 from common.config import ConfigError, load_config, parse_overrides, preset_names
 from common.data.cifar import LAYOUTS, default_data_root, missing_files
 from common.engine import default_device
-from common.experiment import RUN_ERRORS, num_classes_of, planned_training_indices
+from common.datasets import num_classes_of, planned_training_indices
+from common.experiment import RUN_ERRORS
 from common.grid import (Job, add_grid_arguments, add_selection_arguments, run_jobs, seed_plan, select, total_line,
                          training_flops)
 from common.models import build_model

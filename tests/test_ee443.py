@@ -87,7 +87,7 @@ def test_only_trains_the_matching_runs_phase_by_phase(tiny_root, tmp_path, monke
 
 def test_validation_split_is_the_last_images_of_each_class_and_never_trained_on():
     from common.config import validate_config
-    from common.experiment import training_indices
+    from common.datasets import training_indices
 
     labels = np.repeat(np.arange(10), 50)
     data = {"dataset": "cifar10", "imb_factor": 0.1, "max_per_class": 20}

@@ -9,7 +9,8 @@ from sklearn.linear_model import LogisticRegression
 
 from common.config import ConfigError, validate_config
 from common.derived import average_ensemble, stacked_ensemble
-from common.experiment import build_datasets, run_experiment
+from common.datasets import build_datasets
+from common.experiment import run_experiment
 from common.runstore import load_predictions, save_predictions, write_record
 from common.losses import build_loss, class_weights
 

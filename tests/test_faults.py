@@ -18,10 +18,10 @@ from common.config import validate_config
 from common.data import CifarFormatError, load_cifar
 from common.data.synthetic import write_synthetic_cifar
 from common.engine import CheckpointError, NonFiniteLossError
-from common.experiment import (ResultsNotWritableError, RunClaimedError, StaleRunError, claim, default_step,
-                               finished_record, run_experiment)
+from common.experiment import default_step, run_experiment
 from common.grid import Job, run_jobs
-from common.runstore import read_records
+from common.runstore import (ResultsNotWritableError, RunClaimedError, StaleRunError, claim, finished_record,
+                             read_records)
 
 REPO = Path(__file__).resolve().parents[1]
 

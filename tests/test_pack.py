@@ -9,7 +9,7 @@ from common.data import CifarError, CifarNotFoundError, load_cifar
 from common.data.cifar import missing_files, pack_path
 from common.data.pack import main as pack_main
 from common.data.provenance import data_provenance
-from common.experiment import build_datasets
+from common.datasets import build_datasets
 
 
 @pytest.fixture(scope="module")

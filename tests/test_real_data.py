@@ -3,7 +3,7 @@ import numpy as np
 
 from common.config import validate_config
 from common.data import load_cifar, longtail_counts, longtail_indices
-from common.experiment import build_datasets, planned_training_indices
+from common.datasets import build_datasets, planned_training_indices
 
 
 def test_real_cifar10_counts_balance_and_means(real_cifar10_root):

@@ -9,9 +9,9 @@ import torch
 from common.config import validate_config
 from common.data import BatchLoader, build_augment, load_cifar, to_tensor_images
 from common.engine import cached_features, feature_step, load_checkpoint, make_step
-from common.experiment import ParentNotFinishedError, StaleRunError, finished_record, run_experiment
+from common.experiment import run_experiment
 from common.grid import Job, run_jobs
-from common.runstore import load_predictions
+from common.runstore import ParentNotFinishedError, StaleRunError, finished_record, load_predictions
 from common.losses import build_loss
 from common.models import build_model
 

@@ -21,7 +21,8 @@ import yaml
 from common.cli import ArgumentParser
 from common.config import load_config, parse_overrides, preset_names
 from common.engine import default_device
-from common.experiment import RUN_ERRORS, thesis_split_from_config
+from common.datasets import thesis_split_from_config
+from common.experiment import RUN_ERRORS
 from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_line, probe_throughput, run_jobs,
                          seed_plan, select, total_line, training_flops)
 from common.grid import preflight_weights as grid_preflight
