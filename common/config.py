@@ -17,7 +17,7 @@ import inspect
 import json
 import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
@@ -34,7 +34,27 @@ from .optim import OPTIMIZERS, SCHEDULES
 
 
 class ConfigError(ValueError):
-    """A config that cannot run; the message names each bad key, its source and the fix."""
+    """A config that cannot run; the message names each bad key, its source and the fix.
+    ``problems``: ``(source, location, message)`` of each, for a caller that names keys its own
+    way (``common.train`` names the flag)."""
+
+    def __init__(self, message: str, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+def format_problems(problems, name: Callable[[str, tuple], str | None] = lambda source, loc: None) -> str:
+    """The message of :class:`ConfigError`: one line per problem, ``source: key.path: message``,
+    or ``NAME.rest: message`` where ``name(source, location)`` gives a name for the key."""
+    def line(source, loc, message):
+        if not loc:
+            return message
+        named = name(source, loc)
+        where = named + "".join(f".{p}" for p in loc[2:]) if named else f"{source}: {'.'.join(map(str, loc))}"
+        return f"{where}: {message}"
+
+    lines = [line(*p) for p in problems]
+    return "invalid config: " + lines[0] if len(lines) == 1 else "invalid config:\n" + "\n".join(f"  {x}" for x in lines)
 
 
 def one_of(choices, what: str):
@@ -364,9 +384,8 @@ def validate_config(raw: dict, layers=()) -> ExperimentConfig:
             except ValidationError as err:
                 problems += _problems(err, method.schema, ("method",))
     if problems:
-        lines = [f"{_source(loc, layers)}: {'.'.join(map(str, loc))}: {msg}" if loc else msg for loc, msg in problems]
-        raise ConfigError("invalid config: " + lines[0] if len(lines) == 1 else
-                          "invalid config:\n" + "\n".join(f"  {line}" for line in lines))
+        located = [(_source(loc, layers) if loc else None, loc, msg) for loc, msg in problems]
+        raise ConfigError(format_problems(located), located)
     return cfg
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import types
 import typing
@@ -28,7 +27,7 @@ from pydantic.fields import FieldInfo
 
 from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig, TrainConfig, config_hash,
-                     config_record, deep_merge, loss_kwargs_schema, parse_overrides, validate_config)
+                     config_record, deep_merge, format_problems, loss_kwargs_schema, parse_overrides, validate_config)
 from .experiment import RUN_ERRORS, evaluate_checkpoint, run_experiment
 from .losses import LOSSES
 from .report import report_run
@@ -152,10 +151,12 @@ def config_from_args(args: argparse.Namespace):
     try:
         return validate_config(deep_merge(deep_merge(FLAT_DEFAULTS, flags), extra), layers)
     except ConfigError as err:   # name the flag the user typed
-        message = str(err)
-        for flag, (section, key, _) in config_flags().items():
-            message = re.sub(rf"the command line: {section}\.{key}([.:])", rf"{flag}\1", message)
-        raise ConfigError(message) from None
+        if not err.problems:
+            raise
+        flag_of = {(section, key): flag for flag, (section, key, _) in config_flags().items()}
+        named = format_problems(err.problems, lambda source, loc: flag_of.get(tuple(loc[:2]))
+                                if source == "the command line" else None)
+        raise ConfigError(named, err.problems) from None
 
 
 def default_out(cfg) -> Path:
