@@ -84,9 +84,12 @@ def _device(record: dict) -> str:
 
 def model_lines(records) -> list[str]:
     """One line per distinct model behind ``records``: its weights (ImageNet-pretrained, and from
-    where, or random initialisation), what it stands in for, and its input size."""
+    where, or random initialisation), what it stands in for, and its input size. Records without
+    a model (ensembles, post-hoc rows) add none."""
     lines = set()
     for rec in records:
+        if "model" not in rec.get("config", {}):
+            continue
         model, size = rec["config"]["model"], rec["config"]["train"].get("size") or 32
         name = model["name"]
         stand_in = f" (stand-in for {STANDS_IN_FOR[name]})" if name in STANDS_IN_FOR else ""

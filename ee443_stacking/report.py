@@ -217,7 +217,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     labels = sorted({lab for lab in ours["label"] if lab}) if len(ours) else []
     notes = budget_notes(args.preset, labels, "seed 002")
-    models = model_lines([r for recs, _ in per_seed for r in recs.values() if "model" in r.get("config", {})])
+    models = model_lines([r for recs, _ in per_seed for r in recs.values()])
     proxy = args.preset in PROXIES
     if proxy:
         notes.append("PROXY: reconstructed CIFAR-10 (10 classes) -- it checks the seed's orderings, not its numbers")

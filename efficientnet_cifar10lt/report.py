@@ -96,8 +96,7 @@ def main(argv=None):
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
     labels = table_labels(ours)
-    every_run = [r for seed in by_seed for r in seed.values() if "config" in r and "model" in r["config"]]
-    models = model_lines(every_run)
+    models = model_lines([r for seed in by_seed for r in seed.values()])
     notes = budget_notes(args.preset, labels, "seed 000") + models
     footer = figure_footer(args.preset, [r for seed in by_seed for r in seed.values()], "seed 000", " ".join(models))
 
