@@ -111,8 +111,8 @@ def saved_run(run_dir: Path) -> tuple[ExperimentConfig, dict]:
     """The config a run folder was trained under and its record: the record's, or (still
     training or interrupted) the ``config.yaml`` written when it started and no record (``{}``)."""
     run_dir = Path(run_dir)
-    if (run_dir / "record.json").exists():
-        record = read_record(run_dir / "record.json")
+    if (run_dir / RECORD).exists():
+        record = read_record(run_dir / RECORD)
         cfg = validate_config(record_config(record))
         cfg._preset = record.get("preset")
         return cfg, record
@@ -139,9 +139,9 @@ def load_trained_model(cfg: ExperimentConfig, weights) -> torch.nn.Module:
 def source_record(folder: Path, needed_by) -> dict:
     """The record of the finished run ``folder``, which ``needed_by`` starts from or is computed
     from; raises :class:`ParentNotFinishedError` if it has not finished."""
-    if not (folder / "record.json").exists():
+    if not (folder / RECORD).exists():
         raise ParentNotFinishedError(f"{needed_by} starts from {folder}, which has not finished: run it first")
-    return read_record(folder / "record.json")
+    return read_record(folder / RECORD)
 
 
 def parent_record(out_dir: Path, cfg: ExperimentConfig) -> tuple[Path, dict]:
@@ -158,15 +158,15 @@ def parent_record(out_dir: Path, cfg: ExperimentConfig) -> tuple[Path, dict]:
 def finished_record(out_dir: Path, cfg: ExperimentConfig) -> dict | None:
     """The run's ``record.json`` if it finished under ``cfg``; raises :class:`StaleRunError` if
     it finished under another config; None if it has not finished."""
-    path = out_dir / "record.json"
+    path = out_dir / RECORD
     if not path.exists():
         return None
     record = read_record(path)
     then, current = record_config(record), config_record(cfg)
     changes = config_diff(then, current) if config_hash(then) != config_hash(current) else []
     parent = record.get("parent")
-    if parent and (Path(parent["run"]) / "record.json").exists():
-        now_parent = read_record(Path(parent["run"]) / "record.json")
+    if parent and (Path(parent["run"]) / RECORD).exists():
+        now_parent = read_record(Path(parent["run"]) / RECORD)
         if now_parent["run_id"] != parent["run_id"]:
             changes.append(f"its parent run {parent['run']} was re-trained since (finished {now_parent['finished']})")
     if not changes:
