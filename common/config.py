@@ -294,8 +294,18 @@ def parse_overrides(items) -> dict:
 
 def read_config_file(path) -> tuple[dict, dict]:
     """``(base, presets)`` of a config file, both plain mappings. ``extends: OTHER.yaml`` (beside
-    it) starts from that file: its sections and presets, with this file's merged over them."""
+    it) starts from that file: its sections and presets, with this file's merged over them. A file
+    is parsed once per process (until it changes); each call gets its own copy."""
     path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
+    return copy.deepcopy(_parsed_config_file(path, stamp))
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_config_file(path: Path, stamp: int) -> tuple[dict, dict]:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as err:
@@ -333,9 +343,7 @@ def load_config(path, preset: str | None = None, overrides: dict | None = None, 
     """The validated config of ``path`` under ``preset``, with a grid's ``overrides`` and the
     command line's ``cli`` (``--set``) on top. Every preset of the file is checked as well."""
     base, presets = read_config_file(path)
-    for name, partial in presets.items():
-        if name != preset:
-            validate_config(deep_merge(base, partial), [(f"{path} (presets.{name})", partial), (str(path), base)])
+    _check_other_presets(Path(path), Path(path).stat().st_mtime_ns, preset)
     layers = [(str(path), base)]
     if preset is not None:
         check_preset(preset, list(presets), str(path))
@@ -347,6 +355,16 @@ def load_config(path, preset: str | None = None, overrides: dict | None = None, 
     cfg = validate_config(merged, layers[::-1])
     cfg._preset = preset
     return cfg
+
+
+@functools.lru_cache(maxsize=None)
+def _check_other_presets(path: Path, stamp: int, preset: str | None) -> None:
+    """Every preset of ``path`` but ``preset`` validates (once per process and file version: a
+    grid resolves a file for each of its runs)."""
+    base, presets = read_config_file(path)
+    for name, partial in presets.items():
+        if name != preset:
+            validate_config(deep_merge(base, partial), [(f"{path} (presets.{name})", partial), (str(path), base)])
 
 
 def validate_config(raw: dict, layers=()) -> ExperimentConfig:

@@ -14,33 +14,25 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
-from common.cli import ArgumentParser
-from common.config import (ConfigError, Section, check_preset, deep_merge, load_config, one_of, parse_overrides,
-                           preset_names, read_config_file)
-from common.derived import average_ensemble, stacked_ensemble
+from common.config import ConfigError, Section, check_preset, deep_merge, load_config, one_of, read_config_file
 from common.data.cifar import LAYOUTS, default_data_root
-from common.engine import default_device
 from common.datasets import build_datasets, num_classes_of, planned_training_indices
-from common.experiment import RUN_ERRORS
-from common.grid import (Job, add_grid_arguments, add_selection_arguments, matching, preflight_weights, probe_line,
-                         probe_throughput, run_jobs, seed_plan, select, total_line, training_flops)
-from common.profiling import forward_flops
+from common.derived import average_ensemble, stacked_ensemble
+from common.grid import Job, matching, probe_line, probe_throughput, total_line, training_flops
 from common.losses.weights import SCHEMES
 from common.models import MODELS, build_model
+from common.profiling import forward_flops
+from common.study import GridPass, Study, grid_main
 
 HERE = Path(__file__).parent
 BASE = HERE / "configs" / "base.yaml"
 PLAN_FILE = HERE / "configs" / "grid.yaml"
 IMBALANCE = {"full": None, "0.1": 0.1, "0.02": 0.02, "0.005": 0.005}
-FETCH_HINT = ("On a machine with network build each model once with pretrained weights (e.g. `python -c \"from "
-              "common.models import build_model; build_model('efficientnet_b1', 50, pretrained=True)\"`) and copy "
-              "the caches listed above to this machine (or set TORCH_HOME / HF_HOME).")
 
 
 class Sweep(Section):
@@ -177,11 +169,11 @@ def all_uses(preset, out, plan: GridPlan, cli) -> list[tuple[str, Job]]:
     return uses
 
 
-def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
+def print_plan(preset, jobs: list[Job], device) -> None:
     """Every training the grid needs with a time estimate from a short probe of each model on
     ``device`` (on a CPU at a small batch: bounded memory); sizes from the split's definition, no data."""
-    uses = all_uses(preset, out, plan, cli)
-    unique = {j.name: j for _, j in uses}
+    unique = {j.name: j for j in jobs}
+    uses = [(row, j) for row, j in all_uses(preset, Path("out"), grid_plan(preset), {}) if j.name in unique]
     print(f"plan: preset {preset}, device {device}, sizes of the official data files: {len(unique)} trainings with "
           f"member reuse, {len(uses)} without (every row training its own members)")
     for row in dict.fromkeys(r for r, _ in uses):
@@ -205,14 +197,16 @@ def print_plan(preset, out, plan: GridPlan, cli, device) -> None:
     print(total_line(total, total_flops, device, " (every sweep point at its model's probed speed)"))
 
 
-def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale: bool, only=None) -> None:
-    """The three phases in ``out``: sweeps, then per long-tailed set its methods at the best sweep
-    point, then the ensembles; writes ``chosen.json`` (each dataset's best point). With ``only``
-    (name patterns) just the matching runs train; a later phase goes ahead where the runs it
-    needs have finished (trained now or before)."""
+def run_grid(p: GridPass) -> None:
+    """The three phases in ``p.root``: sweeps, then per long-tailed set its methods at the best
+    sweep point, then the ensembles; writes ``chosen.json`` (each dataset's best point). With
+    ``--only`` (name patterns) just the matching runs train; a later phase goes ahead where the
+    runs it needs have finished (trained now or before)."""
+    preset, out, cli, data, plan = p.preset, p.root, p.cli, p.args.data, grid_plan(p.preset)
+
     def train(jobs: list[Job]) -> None:
         jobs = list({j.name: j for j in jobs}.values())            # shared members once
-        run_jobs(matching(jobs, only), data, progress=progress, rerun_stale=rerun_stale)
+        p.run_jobs(matching(jobs, p.args.only))
 
     def finished(jobs: list[Job]) -> dict | None:
         paths = {j.name: j.out_dir / "record.json" for j in jobs}
@@ -250,34 +244,17 @@ def run_grid(preset, out, plan: GridPlan, cli, data, progress: bool, rerun_stale
                                                 indent=1))     # chosen as selection_set says (the report shows which)
 
 
+def jobs(preset: str, root: Path, cli: dict, args) -> list[Job]:
+    """Every training, phase 2 named at the fixed batch size / learning rate (before the sweeps chose)."""
+    return list({j.name: j for _, j in all_uses(preset, root, grid_plan(preset), cli)}.values())
+
+
+STUDY = Study("ee443_stacking", HERE, __doc__.splitlines()[0], (BASE,), jobs=jobs, plan=print_plan,
+              train=run_grid)
+
+
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=preset_names(BASE))
-    parser.add_argument("--data", default=None)
-    add_grid_arguments(parser, "results/ee443_stacking/runs")
-    add_selection_arguments(parser)
-    parser.add_argument("--plan", action="store_true", help="count the trainings and estimate their time; train nothing")
-    args = parser.parse_args(argv)
-    if args.set and args.out == parser.get_default("out"):
-        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
-    out = Path(args.out) / args.preset
-    progress = args.preset != "smoke"
-    try:
-        cli, plan = parse_overrides(args.set), grid_plan(args.preset)
-        uses = all_uses(args.preset, out, plan, cli)
-        names = select(list(dict.fromkeys(j.name for _, j in uses)), args.only)
-        if args.list:                 # phase 2 named at the fixed batch size / lr, before the sweep chose
-            print("\n".join(names))
-            return
-        if args.plan:
-            print_plan(args.preset, out, plan, cli, default_device())
-            return
-        preflight_weights([j.config for _, j in uses], FETCH_HINT)
-        own_seed = load_config(BASE, args.preset, None, cli).train.seed
-        for root, seed_cli in seed_plan(args.out, args.preset, args.seeds, own_seed, cli):
-            run_grid(args.preset, root, plan, seed_cli, args.data, progress, args.rerun_stale, args.only)
-    except RUN_ERRORS as err:
-        sys.exit(f"error: {err}")
+    grid_main(STUDY, argv)
 
 
 if __name__ == "__main__":

@@ -11,18 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import load_config, preset_names
+from common.config import load_config
 from common.models import build_model
 from common.report import (DASH, _pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
-                           legend_outside, load_paper_numbers, model_lines, note_single_point, ours_frame, plot_curves,
-                           report_parser, save_figure, write_table)
-from common.results_index import write_results_index
-from common.runstore import read_records, seed_roots
+                           legend_outside, model_lines, note_single_point, ours_frame, plot_curves, save_figure,
+                           write_table)
+from common.runstore import read_records
+from common.study import ReportInput, report_main
 
-from .grid import BASE, ENSEMBLES, LEARNED, best_of, grid_plan, hp_tag
+from .grid import BASE, ENSEMBLES, LEARNED, STUDY, best_of, grid_plan, hp_tag
 
-HERE = Path(__file__).parent
-RESULTS = Path("results/ee443_stacking")
 DATASETS = ["full", "0.1", "0.02", "0.005"]
 COMBINATION = {"mean of softmax outputs": "mean (seed)",
                "logistic regression on out-of-fold member probabilities": "learned (beyond the seed)"}
@@ -197,13 +195,12 @@ def histograms(original, bag, path, threshold, footer):
     return save_figure(fig, path, footer)
 
 
-def main(argv=None):
-    args = report_parser(__doc__, preset_names(BASE), RESULTS).parse_args(argv)
-    paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    base, plan = load_config(BASE, args.preset).train, grid_plan(args.preset)
+def write_tables(inp: ReportInput) -> str:
+    preset, paper, out = inp.preset, inp.paper, inp.out
+    base, plan = load_config(BASE, preset).train, grid_plan(preset)
     b0 = plan.base_model
     per_seed = []
-    for runs in seed_roots(args.results / "runs", args.preset, args.seeds, base.seed).values():
+    for runs in inp.roots.values():
         chosen = json.loads((runs / "chosen.json").read_text()) if (runs / "chosen.json").exists() else {}
         per_seed.append(({str(Path(r["run_dir"]).relative_to(runs)): r for r in read_records(runs)}, chosen))
     fixed_point = (base.batch_size, base.lr)
@@ -213,16 +210,14 @@ def main(argv=None):
     ours = combine_seeds([ours_frame(result_cells(records, chosen, b0) + fig_cells(records, chosen, fixed_point, b0)
                                      + size_cells) for records, chosen in per_seed])
     records, chosen = per_seed[0]   # per-run tables and figures: the first seed (the configs' own, when run)
-    out = args.results / args.preset
-    out.mkdir(parents=True, exist_ok=True)
     labels = sorted({lab for lab in ours["label"] if lab}) if len(ours) else []
-    notes = budget_notes(args.preset, labels, "seed 002")
+    notes = budget_notes(preset, labels, "seed 002")
     models = model_lines([r for recs, _ in per_seed for r in recs.values()])
-    proxy = args.preset in PROXIES
+    proxy = preset in PROXIES
     if proxy:
         notes.append("PROXY: reconstructed CIFAR-10 (10 classes) -- it checks the seed's orderings, not its numbers")
     notes += models
-    footer = figure_footer(args.preset, [r for recs, _ in per_seed for r in recs.values()], "seed 002",
+    footer = figure_footer(preset, [r for recs, _ in per_seed for r in recs.values()], "seed 002",
                            ("PROXY. " if proxy else "") + " ".join(models))
     picked = selections(records, chosen, b0)
     chosen_on = sorted({"validation" if "validation" in records[f"{ds}/{name}"]["metrics"] else "test"
@@ -235,7 +230,7 @@ def main(argv=None):
                       "swept columns chosen on the validation set where the runs have one, else on the test set")
 
     write_table(comparison_table(paper, ours, "results", DATASETS + ["average_improvement"], COLUMNS),
-                out / "results", f"Seed 002 results table: test top-1 (%) [{args.preset}]",
+                out / "results", f"Seed 002 results table: test top-1 (%) [{preset}]",
                 notes + ["baseline: the best point of the batch-size / learning-rate sweep; artificial balancing and "
                          "weighted loss: the best of their sweeps (the seed swept both); ensembles: mean of the "
                          f"members' softmax. {selection_note}."] + imbalance_notes(records, chosen) + [
@@ -244,13 +239,13 @@ def main(argv=None):
                          f"of (column - baseline)."])
     if picked:
         write_table(selection_table(records, picked), out / "selection",
-                    f"Swept columns: the run chosen and the test set's best (oracle) [{args.preset}]", notes)
+                    f"Swept columns: the run chosen and the test set's best (oracle) [{preset}]", notes)
     write_table(comparison_table(paper, ours, "fig1", None, ["accuracy", "params_millions"]), out / "fig1",
-                f"Fig 1: architectures on the full CIFAR-50, fixed batch size and learning rate (%) [{args.preset}]",
+                f"Fig 1: architectures on the full CIFAR-50, fixed batch size and learning rate (%) [{preset}]",
                 notes + ["params_millions, ours: counted from each model as built here with a 50-way classifier "
                          "(the seed prints rounded millions)"])
     write_table(comparison_table(paper, ours, "fig2", DATASETS, ["accuracy"]), out / "fig2",
-                f"Fig 2: baseline (best sweep point) per dataset (%) [{args.preset}]", notes)
+                f"Fig 2: baseline (best sweep point) per dataset (%) [{preset}]", notes)
     for ds in chosen:
         for prefix, what, stem in ((f"{b0}__ce__", "sweep point", "sweep"),
                                    (f"{b0}__ab", "threshold", "artificial_balancing"),
@@ -258,7 +253,7 @@ def main(argv=None):
             table = sweep_table(records, ds, prefix, what)
             if len(table):
                 single = [] if len(table) > 1 else ["a single point: nothing was swept in this preset"]
-                write_table(table, out / f"{stem}_{ds}", f"{stem.replace('_', ' ')} sweep, dataset {ds} [{args.preset}]",
+                write_table(table, out / f"{stem}_{ds}", f"{stem.replace('_', ' ')} sweep, dataset {ds} [{preset}]",
                             notes + single)
     ens = {f"{ds}/{row}": records[f"{ds}/{row}"] for ds in chosen for row in (*ENSEMBLES, *LEARNED.values())
            if f"{ds}/{row}" in records}
@@ -270,7 +265,7 @@ def main(argv=None):
                              index=list(ens))
         table.index.name = "ensemble"
         write_table(table, out / "ensembles", f"Ensembles: accuracy and ECE [beyond the seed: ECE, learned stackers] "
-                    f"[{args.preset}]", notes + [
+                    f"[{preset}]", notes + [
                         "mean: the seed's equal-weight mean of the members' softmax outputs. learned (beyond the seed): "
                         "multinomial logistic regression on the members' concatenated softmax outputs, fitted on "
                         "out-of-fold probabilities of the training set (each member re-trained once per fold without "
@@ -295,8 +290,11 @@ def main(argv=None):
         members = {f"{m} {v}": records.get(f"{ds}/{m}__{v}__{tag}") for v in ("ce", "wl_ins") for m in plan.stack}
         plot_curves({k: r for k, r in members.items() if r}, out / f"curves_{ds}.png",
                     f"Training curves of the stacking members, dataset {ds} (CE and INS-weighted)", footer)
-    write_results_index(out.parent)                 # results/README.md: every study's index
-    print(f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs to {out}")
+    return f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs"
+
+
+def main(argv=None):
+    report_main(STUDY, write_tables, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import load_config, preset_names
 from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
-                           legend_outside, load_paper_numbers, model_lines, note_single_point, ours_frame, plot_confusion,
-                           plot_curves, report_parser, save_figure, table_labels, write_table)
-from common.results_index import write_results_index
-from common.runstore import read_records, seed_roots
+                           legend_outside, model_lines, note_single_point, ours_frame, plot_confusion, plot_curves,
+                           save_figure, table_labels, write_table)
+from common.runstore import read_records
+from common.study import ReportInput, report_main
 
-from .grid import CONFIGS, IN_SEED, ROW_LABELS
+from .grid import IN_SEED, ROW_LABELS, STUDY
 
-HERE = Path(__file__).parent
-RESULTS = Path("results/efficientnet_cifar10lt")
 COLUMNS = ["accuracy", "accuracy_body", "weighted_f1"]   # macro F1 is in the summary table
 SUMMARY = ["accuracy", "macro_f1", "weighted_f1", "many", "medium", "few", "ece"]
 RECALL_ROWS = {"baseline": "Figure 1: baseline", "reweight": "Figure 2: reweight",
@@ -83,27 +80,23 @@ def tau_figure(record: dict, path: Path, footer: str):
     return save_figure(fig, path, footer)
 
 
-def main(argv=None):
-    args = report_parser(__doc__, preset_names(*CONFIGS), RESULTS).parse_args(argv)
-    paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    own_seed = load_config(CONFIGS[0], args.preset).train.seed
+def write_tables(inp: ReportInput) -> str:
+    preset, paper, out = inp.preset, inp.paper, inp.out
     by_seed = []
-    for root in seed_roots(args.results / "runs", args.preset, args.seeds, own_seed).values():
+    for root in inp.roots.values():
         found = {Path(r["run_dir"]).name: r for r in read_records(root)}
         by_seed.append({name: found[name] for name in ROW_LABELS if name in found})     # the grid's row order
     ours = combine_seeds([ours_frame([c for name, rec in seed.items() for c in cells(name, rec)]) for seed in by_seed])
     records = by_seed[0]           # per-run tables and figures: the first seed (the configs' own, when run)
-    out = args.results / args.preset
-    out.mkdir(parents=True, exist_ok=True)
     labels = table_labels(ours)
     models = model_lines([r for seed in by_seed for r in seed.values()])
-    notes = budget_notes(args.preset, labels, "seed 000") + models
-    footer = figure_footer(args.preset, [r for seed in by_seed for r in seed.values()], "seed 000", " ".join(models))
+    notes = budget_notes(preset, labels, "seed 000") + models
+    footer = figure_footer(preset, [r for seed in by_seed for r in seed.values()], "seed 000", " ".join(models))
 
     df = comparison_table(paper, ours, "comparison", list(ROW_LABELS), COLUMNS)
     df.index = [_label(r) for r in df.index]
     df.index.name = "row"
-    write_table(df, out / "comparison", f"Seed 000: EfficientNet-B0 on CIFAR-10-LT, test set (%) [{args.preset}]",
+    write_table(df, out / "comparison", f"Seed 000: EfficientNet-B0 on CIFAR-10-LT, test set (%) [{preset}]",
                 notes + ["accuracy: the abstract's baseline number; accuracy_body: the body's (the seed gives both). "
                          "The seed reports no other numbers: dashes.",
                          "Rows marked [beyond the seed] are Kang et al. 2020's decoupling baselines on the same stage 1."])
@@ -112,13 +105,13 @@ def main(argv=None):
                                  and not np.isnan(rec["metrics"]["test"][k]) else "–") for k in SUMMARY}
                             for rec in records.values()], index=[_label(n) for n in records], columns=SUMMARY)
     summary.index.name = "row"
-    write_table(summary, out / "summary", f"Every row: top-1, F1, many / medium / few, ECE (%) [{args.preset}]",
+    write_table(summary, out / "summary", f"Every row: top-1, F1, many / medium / few, ECE (%) [{preset}]",
                 notes + ["many > 100, medium 20-100, few < 20 training images; '–' where a group has no class"])
 
     for name, rec in records.items():
         write_table(per_class_table(rec), out / f"per_class_{name}",
-                    f"{_label(name)}: per-class precision / recall / F1 (%) [{args.preset}]",
-                    budget_notes(args.preset, [budget_label(rec)], "seed 000"))
+                    f"{_label(name)}: per-class precision / recall / F1 (%) [{preset}]",
+                    budget_notes(preset, [budget_label(rec)], "seed 000"))
         plot_confusion(rec["metrics"]["test"]["confusion_matrix"], rec["classes"], out / f"confusion_{name}.png",
                        f"{RECALL_ROWS.get(name, _label(name))}: row-normalised confusion matrix", footer)
     recall_figure(records, out / "recall_per_class.png",
@@ -127,8 +120,11 @@ def main(argv=None):
         tau_figure(records["tau_norm_oracle"], out / "tau_sweep.png", footer)
     plot_curves({ROW_LABELS[n]: records[n] for n in ("baseline", "reweight", "stage1", "decoupled_wce") if n in records},
                 out / "curves.png", "Training curves of the headline rows", footer)
-    write_results_index(out.parent)                 # results/README.md: every study's index
-    print(f"wrote the comparison, summary, per-class tables and figures from {len(records)} runs to {out}")
+    return f"wrote the comparison, summary, per-class tables and figures from {len(records)} runs"
+
+
+def main(argv=None):
+    report_main(STUDY, write_tables, __doc__, argv)
 
 
 if __name__ == "__main__":

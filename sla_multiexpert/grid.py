@@ -11,29 +11,25 @@ minutes (the other cells show a dash).
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.cli import ArgumentParser
-from common.config import ConfigError, load_config, parse_overrides, preset_names
-from common.data.cifar import LAYOUTS, default_data_root, missing_files
-from common.engine import default_device
 from common.datasets import num_classes_of, planned_training_indices
-from common.experiment import RUN_ERRORS
-from common.grid import (Job, add_grid_arguments, add_selection_arguments, run_jobs, seed_plan, select, total_line,
-                         training_flops)
+from common.data.cifar import LAYOUTS
+from common.grid import total_line, training_flops
 from common.models import build_model
 from common.profiling import forward_flops
+from common.study import Run, Study, grid_main
 
 HERE = Path(__file__).parent
-CONFIGS = tuple(HERE / "configs" / f"{name}.yaml"
+C = HERE / "configs"
+CONFIGS = tuple(C / f"{name}.yaml"
                 for name in ("method", "ce_baseline", "ldam_drw", "cb_focal", "la_menon", "la_menon_cifar100"))
 # Table 2 baselines the project has the losses of, each at the protocol of the paper its number
 # comes from (config file per dataset), at the ratios the paper gives them (not 200)
-BASELINES = {"ldam_drw": {"cifar10": "ldam_drw.yaml", "cifar100": "ldam_drw.yaml"},
-             "cb_focal": {"cifar10": "cb_focal.yaml", "cifar100": "cb_focal.yaml"},
-             "la": {"cifar10": "la_menon.yaml", "cifar100": "la_menon_cifar100.yaml"}}
+BASELINES = {"ldam_drw": {"cifar10": C / "ldam_drw.yaml", "cifar100": C / "ldam_drw.yaml"},
+             "cb_focal": {"cifar10": C / "cb_focal.yaml", "cifar100": C / "cb_focal.yaml"},
+             "la": {"cifar10": C / "la_menon.yaml", "cifar100": C / "la_menon_cifar100.yaml"}}
 DATASETS = ("cifar10", "cifar100")
 RATIOS = (200, 100, 50, 10)
 INV_TAUS = (0.9, 0.8, 0.7, 0.6, 0.5)          # 1 / tau; 1 / tau = 1 is the main run
@@ -41,12 +37,9 @@ ALPHAS = (0.1, 0.4, 0.6, 0.8, 1.0)            # Figure 6; 0.2 is the main run
 SMOKE_SWEEP = {"inv_taus": (0.9, 0.5), "alphas": (0.4, 1.0), "ratios": (100,)}
 
 
-@dataclass
-class Run:
-    name: str
-    config: str                                # file in configs/
-    overrides: dict
-    cells: dict = field(default_factory=dict)  # (table, row, column) -> metric
+@dataclass(frozen=True)
+class Cells(Run):
+    cells: dict = field(default_factory=dict)  # (table, row, column) of the paper-numbers file -> metric
 
 
 def _data(ds, ratio):
@@ -57,7 +50,7 @@ def _method(ds, ratio, **method):
     return {**_data(ds, ratio), "method": method}
 
 
-def runs(preset: str) -> list[Run]:
+def runs(preset: str) -> list[Cells]:
     smoke = preset == "smoke"
     inv_taus = SMOKE_SWEEP["inv_taus"] if smoke else INV_TAUS
     alphas = SMOKE_SWEEP["alphas"] if smoke else ALPHAS
@@ -76,45 +69,46 @@ def runs(preset: str) -> list[Run]:
             if ds == "cifar10" and ratio == 100:
                 ours_cells.update({("fig6", "alpha_0.2", "cifar10_100_acc"): "accuracy",
                                    ("fig6", "alpha_0.2", "cifar10_100_ece"): "ece"})
-            out.append(Run(f"{ds}_r{ratio}__ours", "method.yaml", _data(ds, ratio), ours_cells))
-            out.append(Run(f"{ds}_r{ratio}__ce", "ce_baseline.yaml", _data(ds, ratio),
+            out.append(Cells(f"{ds}_r{ratio}__ours", C / "method.yaml", _data(ds, ratio), ours_cells))
+            out.append(Cells(f"{ds}_r{ratio}__ce", C / "ce_baseline.yaml", _data(ds, ratio),
                            {("2", "ce", key): "accuracy"}))
             if ratio != 200:
-                out += [Run(f"{ds}_r{ratio}__{row}", configs[ds], _data(ds, ratio), {("2", row, key): "accuracy"})
+                out += [Cells(f"{ds}_r{ratio}__{row}", configs[ds], _data(ds, ratio), {("2", row, key): "accuracy"})
                         for row, configs in BASELINES.items()]
             if sweep_ratios and ratio not in sweep_ratios:
                 continue
             for inv in inv_taus:
-                out.append(Run(f"{ds}_r{ratio}__invtau_{inv}", "method.yaml", _method(ds, ratio, tau=1.0 / inv),
+                out.append(Cells(f"{ds}_r{ratio}__invtau_{inv}", C / "method.yaml", _method(ds, ratio, tau=1.0 / inv),
                                {("7", key, f"acc_invtau_{inv}"): "accuracy", ("7", key, f"ece_invtau_{inv}"): "ece"}))
             if ratio != 200:
                 for row, method in (("tl", {"mixup_alpha": 0.0, "weighting": "none"}),
                                     ("mu_tl", {"weighting": "none"}),
                                     ("sla_tl", {"mixup_alpha": 0.0})):
-                    out.append(Run(f"{ds}_r{ratio}__{row}", "method.yaml", _method(ds, ratio, **method),
+                    out.append(Cells(f"{ds}_r{ratio}__{row}", C / "method.yaml", _method(ds, ratio, **method),
                                    {("8", row, f"{key}_acc"): "accuracy", ("8", row, f"{key}_ece"): "ece"}))
             if ratio == 100:
                 for alpha in alphas:
-                    out.append(Run(f"{ds}_r{ratio}__alpha_{alpha}", "method.yaml", _method(ds, ratio, mixup_alpha=alpha),
-                                   {("fig6", f"alpha_{alpha}", f"{key}_acc"): "accuracy",
-                                    ("fig6", f"alpha_{alpha}", f"{key}_ece"): "ece"}))
+                    cells = {("fig6", f"alpha_{alpha}", f"{key}_acc"): "accuracy",
+                             ("fig6", f"alpha_{alpha}", f"{key}_ece"): "ece"}
+                    out.append(Cells(f"{ds}_r{ratio}__alpha_{alpha}", C / "method.yaml",
+                                     _method(ds, ratio, mixup_alpha=alpha), cells))
     # Table 1: LA alone and LA + RW / CB / FL switched on at epoch 180 of 200, mixup 0.4
     for row, weighting in (("la", "none"), ("la_rw", "rw"), ("la_cb", "cb"), ("la_fl", "fl")):
         cells = {("1", row, c): m for c, m in (("many", "many"), ("medium", "medium"), ("few", "few"),
                                                ("all", "accuracy"), ("ece", "ece"))}
-        out.append(Run(f"cifar100_r100__t1_{row}", "method.yaml",
+        out.append(Cells(f"cifar100_r100__t1_{row}", C / "method.yaml",
                        _method("cifar100", 100, mixup_alpha=0.4, weighting=weighting, switch_fraction=0.9), cells))
     if preset == "paper":  # Table 3: 400 epochs, lr steps and switch at 320 / 360
         cells = {("3", "ours", c): m for c, m in (("many", "many"), ("medium", "medium"), ("few", "few"),
                                                   ("all", "accuracy"), ("ece", "ece"))}
-        out.append(Run("cifar100_r100__ours_400ep", "method.yaml",
+        out.append(Cells("cifar100_r100__ours_400ep", C / "method.yaml",
                        {**_method("cifar100", 100, switch_epoch=320),
                         "train": {"epochs": 400, "milestones": [320, 360]}}, cells))
     return out
 
 
 def run_config(run: Run, preset: str, cli: dict | None = None):
-    return load_config(HERE / "configs" / run.config, preset, run.overrides, cli)
+    return run.job(preset, Path("."), cli).config
 
 
 def describe(record: dict) -> str:
@@ -123,32 +117,16 @@ def describe(record: dict) -> str:
             f"{100 * m['many']:.1f}/{100 * m['medium']:.1f}/{100 * m['few']:.1f}")
 
 
-def dataset_of(run: Run) -> str:
-    return run.overrides["data"]["dataset"]
-
-
-def with_data(todo: list[Run], data_root) -> list[Run]:
-    """The runs whose dataset's files are in ``data_root``; one line for each dataset that is
-    not there (its runs are left out; the tables show dashes for their cells)."""
-    root = Path(data_root) if data_root else default_data_root()
-    missing = [ds for ds in DATASETS if missing_files(ds, root)]
-    for ds in missing:
-        if n := sum(dataset_of(r) == ds for r in todo):
-            print(f"{ds.upper().replace('CIFAR', 'CIFAR-')} not found in {root / LAYOUTS[ds].folder} (offline?): its "
-                  f"{n} run(s) are skipped; the tables show dashes for them", flush=True)
-    return [r for r in todo if dataset_of(r) not in missing]
-
-
-def plan(preset: str, todo: list[Run], device, cli: dict) -> None:
+def plan(preset: str, jobs, device) -> None:
     """Each run with an estimate from a short probe of its model's training step on ``device``
     (the three augmented views for the multi-expert model) and its FLOPs; sizes from the split's
     definition, so no data is needed. Evaluation is counted at three times the training speed."""
     from .benchmark import measure
 
     probes, total, total_flops = {}, 0.0, 0.0
-    print(f"plan: preset {preset}, {len(todo)} runs, device {device}")
-    for run in todo:
-        cfg = run_config(run, preset, cli)
+    print(f"plan: preset {preset}, {len(jobs)} runs, device {device}")
+    for job in jobs:
+        cfg = job.config
         name = cfg.model.name
         if name not in probes:
             images_per_s = measure(name, device, min(cfg.train.batch_size, 64), batches=2, warmup=1)[0]
@@ -161,7 +139,7 @@ def plan(preset: str, todo: list[Run], device, cli: dict) -> None:
         seconds = (cfg.train.epochs * train_images + test_images / 3) / images_per_s
         total += seconds
         total_flops += training_flops(train_forward, cfg.train.epochs * train_images, 0) + test_images * test_forward
-        print(f"  {run.name:32s} {cfg.train.epochs:3d} epochs x {train_images:5d} images ~{seconds / 3600:6.2f} h")
+        print(f"  {job.name:32s} {cfg.train.epochs:3d} epochs x {train_images:5d} images ~{seconds / 3600:6.2f} h")
     print(total_line(total, total_flops, device))
 
 
@@ -175,42 +153,13 @@ def step_flops(model_name: str, num_classes: int) -> tuple[int, int]:
     return forward_flops(model, 32, forward=lambda m, x: m.expert_outputs([x] * m.num_experts)), test
 
 
+STUDY = Study("sla_multiexpert", HERE, __doc__.splitlines()[0], CONFIGS,
+              jobs=lambda preset, root, cli, args: [run.job(preset, root, cli) for run in runs(preset)],
+              plan=plan, describe=describe)
+
+
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=preset_names(*CONFIGS))
-    parser.add_argument("--data", default=None)
-    add_grid_arguments(parser, "results/sla_multiexpert/runs")
-    add_selection_arguments(parser)
-    parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; needs no data, trains nothing")
-    parser.add_argument("--skip-missing-data", action="store_true",
-                        help="train only the runs whose dataset is in --data; one line per dataset that is not "
-                             "(run_all.sh: an offline machine without CIFAR-100)")
-    args = parser.parse_args(argv)
-    try:
-        names = select([r.name for r in runs(args.preset)], args.only)
-    except ConfigError as err:
-        sys.exit(f"error: {err} in preset {args.preset}")
-    todo = [r for r in runs(args.preset) if r.name in names]
-    if args.list:
-        print("\n".join(r.name for r in todo))
-        return
-    if args.set and args.out == parser.get_default("out"):
-        parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
-    try:
-        cli = parse_overrides(args.set)
-        if args.plan:
-            plan(args.preset, todo, default_device(), cli)
-            return
-        if args.skip_missing_data:
-            todo = with_data(todo, args.data)
-            if not todo:
-                sys.exit("error: nothing to train: the dataset of every selected run is missing")
-        own_seed = run_config(todo[0], args.preset).train.seed
-        jobs = [Job(r.name, run_config(r, args.preset, seed_cli), root / r.name)
-                for root, seed_cli in seed_plan(args.out, args.preset, args.seeds, own_seed, cli) for r in todo]
-        run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale, describe=describe)
-    except RUN_ERRORS as err:
-        sys.exit(f"error: {err}")
+    grid_main(STUDY, argv)
 
 
 if __name__ == "__main__":

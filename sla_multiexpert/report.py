@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.config import load_config, preset_names
-from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
-                           load_paper_numbers, ours_frame, plot_curves, plot_group_lines, plot_paper_vs_ours,
-                           report_parser, table_labels, write_table)
-from common.results_index import write_results_index
-from common.runstore import read_records, seed_roots
+from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, figure_footer, ours_frame,
+                           plot_curves, plot_group_lines, plot_paper_vs_ours, table_labels, write_table)
+from common.runstore import read_records
+from common.study import ReportInput, report_main
 
-from .grid import CONFIGS, DATASETS, INV_TAUS, RATIOS, runs
+from .grid import DATASETS, INV_TAUS, RATIOS, STUDY, runs
 
-HERE = Path(__file__).parent
-RESULTS = Path("results/sla_multiexpert")
 TITLES = {
     "1": "Table 1: LA with re-weighting switched on at 9/10 of training, CIFAR-100-LT rho 100 (top-1 / ECE, %)",
     "2": "Table 2: top-1 accuracy (%), ResNet-32, CIFAR-10-LT / CIFAR-100-LT (columns: dataset_ratio)",
@@ -57,25 +53,21 @@ def _notes(preset, ours, table):
             "Paper: doi:10.3389/fncom.2023.1296897, see sla_multiexpert/paper_numbers.csv"]
 
 
-def main(argv=None):
-    args = report_parser(__doc__, preset_names(*CONFIGS)).parse_args(argv)
-    paper = load_paper_numbers(HERE / "paper_numbers.csv")
-    own_seed = load_config(CONFIGS[0], args.preset).train.seed
-    by_seed = {name: read_records(root)
-               for name, root in seed_roots(RESULTS / "runs", args.preset, args.seeds, own_seed).items()}
-    ours = combine_seeds([cells_from_records(args.preset, records) for records in by_seed.values()])
+def write_tables(inp: ReportInput) -> str:
+    preset, paper, out = inp.preset, inp.paper, inp.out
+    by_seed = {name: read_records(root) for name, root in inp.roots.items()}
+    ours = combine_seeds([cells_from_records(preset, records) for records in by_seed.values()])
     records = {(f"{name}/" if len(by_seed) > 1 else "") + Path(rec["run_dir"]).name: rec
                for name, recs in by_seed.items() for rec in recs}
-    out = RESULTS / args.preset
 
     def footer(ds):      # the budget and data of the runs behind a figure of dataset ``ds``
-        return figure_footer(args.preset, [r for r in records.values() if Path(r["run_dir"]).name.startswith(ds)])
+        return figure_footer(preset, [r for r in records.values() if Path(r["run_dir"]).name.startswith(ds)])
 
     for table, title in TITLES.items():
         rows = TABLE_2_ROWS if table == "2" else None
         df = comparison_table(paper, ours, table, rows)
-        notes = _notes(args.preset, ours, table) + (TABLE_2_PROTOCOLS if table == "2" else [])
-        write_table(df, out / f"table_{table}", f"{title} [{args.preset}]", notes)
+        notes = _notes(preset, ours, table) + (TABLE_2_PROTOCOLS if table == "2" else [])
+        write_table(df, out / f"table_{table}", f"{title} [{preset}]", notes)
 
     summary = pd.DataFrame(
         [{"run": name, **{k: round(100 * r["metrics"]["test"][k], 2) for k in ("accuracy", "many", "medium", "few", "ece")},
@@ -84,8 +76,8 @@ def main(argv=None):
     if len(summary):
         summary.index.name = "run"
         write_table(summary.astype(object).fillna("–"), out / "runs_summary",
-                    f"Every run of the {args.preset} preset: top-1, many / medium / few, ECE (%)",
-                    _notes(args.preset, ours, "2") + ["many > 100, medium 20-100, few < 20 training images; "
+                    f"Every run of the {preset} preset: top-1, many / medium / few, ECE (%)",
+                    _notes(preset, ours, "2") + ["many > 100, medium 20-100, few < 20 training images; "
                                                        "'–' where a group has no class"])
 
     # Figure 6 has no numbers in the paper's text: ours only
@@ -93,15 +85,15 @@ def main(argv=None):
     if len(fig6):
         wide = fig6.pivot_table(index="row", columns="column", values="value").round(2)
         wide.index.name = "alpha"
-        write_table(wide, out / "figure_6_alpha", f"Figure 6: mixup alpha sweep, rho 100 (ours only) [{args.preset}]",
-                    _notes(args.preset, ours, "fig6"))
+        write_table(wide, out / "figure_6_alpha", f"Figure 6: mixup alpha sweep, rho 100 (ours only) [{preset}]",
+                    _notes(preset, ours, "fig6"))
         for ds in DATASETS:
             col = f"{ds}_100_acc"
             if col in wide:
                 plot_group_lines({f"ours {ds} top-1": wide[col].tolist(),
                                   f"ours {ds} ECE": wide.get(f"{ds}_100_ece", wide[col] * float("nan")).tolist()},
                                  [r.split("_")[1] for r in wide.index], out / f"figure_6_{ds}.png",
-                                 f"mixup alpha sweep, {ds}-LT rho 100 ({args.preset})", "%", "mixup alpha",
+                                 f"mixup alpha sweep, {ds}-LT rho 100 ({preset})", "%", "mixup alpha",
                                  footer(f"{ds}_"))
 
     for ds in DATASETS:
@@ -113,14 +105,14 @@ def main(argv=None):
             if len(frame):
                 frame["row"], frame["column"] = frame["column"], frame["row"]
         plot_paper_vs_ours(sub_p, sub_o, "2", "ours", out / f"table_2_{ds}_accuracy.png",
-                           f"{ds}-LT top-1 by imbalance ratio: paper vs ours ({args.preset})", cols,
+                           f"{ds}-LT top-1 by imbalance ratio: paper vs ours ({preset})", cols,
                            "top-1 accuracy (%)", "dataset and imbalance ratio", footer(f"{ds}_"))
         # ECE of the main run per ratio: Table 7's 1/tau = 1 column
         ece_p = paper[(paper["table"] == "7") & (paper["column"] == "ece_invtau_1") & paper["row"].isin(cols)]
         ece_o = (ours[(ours["table"] == "7") & (ours["column"] == "ece_invtau_1") & ours["row"].isin(cols)]
                  if len(ours) else ours)
         plot_paper_vs_ours(ece_p, ece_o, "7", "ece_invtau_1", out / f"ece_{ds}.png",
-                           f"{ds}-LT ECE of the full method by imbalance ratio ({args.preset})", cols, "ECE (%)",
+                           f"{ds}-LT ECE of the full method by imbalance ratio ({preset})", cols, "ECE (%)",
                            "dataset and imbalance ratio", footer(f"{ds}_"))
         for metric in ("acc", "ece"):
             series = {}
@@ -131,15 +123,18 @@ def main(argv=None):
                 vals = {c: v for c, v in zip(t7["column"], t7["value"])}
                 series[f"{source} {ds} rho 100"] = [vals.get(f"{metric}_invtau_{x}", float("nan")) for x in (1, *INV_TAUS)]
             plot_group_lines(series, [str(x) for x in (1, *INV_TAUS)], out / f"table_7_{ds}_{metric}.png",
-                             f"1/tau sweep, {ds}-LT rho 100, {metric} ({args.preset})", f"{metric} (%)", "1/tau",
+                             f"1/tau sweep, {ds}-LT rho 100, {metric} ({preset})", f"{metric} (%)", "1/tau",
                              footer(f"{ds}_"))
     first = next(iter(by_seed.values()))
     headline = {Path(r["run_dir"]).name: r for r in first if Path(r["run_dir"]).name.endswith(("_r100__ours", "_r100__ce"))}
     plot_curves(dict(sorted(headline.items())), out / "curves.png",
-                f"Training curves at imbalance 100: full method vs CE ({args.preset}; first seed)",
-                figure_footer(args.preset, headline.values()))
-    write_results_index(out.parent)                 # results/README.md: every study's index
-    print(f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs to {out}")
+                f"Training curves at imbalance 100: full method vs CE ({preset}; first seed)",
+                figure_footer(preset, headline.values()))
+    return f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs"
+
+
+def main(argv=None):
+    report_main(STUDY, write_tables, __doc__, argv)
 
 
 if __name__ == "__main__":

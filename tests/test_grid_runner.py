@@ -52,14 +52,13 @@ def test_grid_with_two_seeds_then_report(tiny_root, tmp_path, monkeypatch):
     assert first["train_indices_sha256"] == second["train_indices_sha256"]    # the same long-tailed subset
     assert len(first["train_indices_sha256"]) == 64
     assert list((out / "smoke" / run / "tensorboard").rglob("events.out.tfevents.*"))    # TensorBoard scalars
-    monkeypatch.setattr(sla_report, "RESULTS", tmp_path)
-    sla_report.main(["--preset", "smoke"])
+    sla_report.main(["--preset", "smoke", "--results", str(tmp_path)])
     table = pd.read_csv(tmp_path / "smoke" / "table_2.csv", index_col=0)
     cell = table.loc["ce", "cifar10_100_ours"]
     accs = [100 * r["metrics"]["test"]["accuracy"] for r in (first, second)]
     assert cell == f"{np.mean(accs):.2f} ± {np.std(accs, ddof=1):.2f} (n=2)"
     assert (tmp_path / "smoke" / "curves.png").stat().st_size > 0
-    sla_report.main(["--preset", "smoke", "--seeds", "1"])                    # one seed asked for: that one only
+    sla_report.main(["--preset", "smoke", "--results", str(tmp_path), "--seeds", "1"])                    # one seed asked for: that one only
     table = pd.read_csv(tmp_path / "smoke" / "table_2.csv", index_col=0)
     assert table.loc["ce", "cifar10_100_ours"] == f"{accs[1]:.2f}"
 

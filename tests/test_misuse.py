@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from common import study as common_study
+
 REPO = Path(__file__).resolve().parents[1]
 STUDIES = ["thesis_cifar100lt", "sla_multiexpert", "ee443_stacking", "efficientnet_cifar10lt"]
 # a valid selection of one cheap run per grid, for the --set typo
@@ -73,7 +75,7 @@ def test_grid_only_typo_is_one_line(study):
 @pytest.mark.parametrize("study", STUDIES)
 def test_grid_set_typo_stops_before_training(study, tmp_path, monkeypatch):
     grid = importlib.import_module(f"{study}.grid")
-    monkeypatch.setattr(grid, "run_jobs", lambda *a, **k: pytest.fail("trained despite a --set typo"))
+    monkeypatch.setattr(common_study, "run_jobs", lambda *a, **k: pytest.fail("trained despite a --set typo"))
     with pytest.raises(SystemExit) as stop:
         grid.main(["--preset", "smoke", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "runs"),
                    *ONE_RUN[study], "--set", "train.epoch=3"])

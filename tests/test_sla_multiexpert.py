@@ -170,6 +170,7 @@ def test_grid_skips_the_runs_of_a_missing_dataset_and_the_report_shows_dashes(tm
     CIFAR-10 cells train, the CIFAR-100 ones are left out with one line, the tables still come."""
     import pandas as pd
 
+    from common import study as common_study
     from common.data.synthetic import write_synthetic_cifar
     from sla_multiexpert import grid as sla_grid
     from sla_multiexpert import report as sla_report
@@ -178,7 +179,7 @@ def test_grid_skips_the_runs_of_a_missing_dataset_and_the_report_shows_dashes(tm
     write_synthetic_cifar("cifar10", only_cifar10, 16, 3, seed=3)
     trained = []
     with monkeypatch.context() as m:   # the selection of the cpu_hour preset, without training
-        m.setattr(sla_grid, "run_jobs", lambda jobs, *a, **k: trained.extend(j.name for j in jobs))
+        m.setattr(common_study, "run_jobs", lambda jobs, *a, **k: trained.extend(j.name for j in jobs))
         sla_grid.main(["--preset", "cpu_hour", "--data", str(only_cifar10), "--skip-missing-data"])
     n100 = sum(r.name.startswith("cifar100_") for r in runs("cpu_hour"))
     assert trained == [r.name for r in runs("cpu_hour") if r.name.startswith("cifar10_")]
@@ -193,7 +194,6 @@ def test_grid_skips_the_runs_of_a_missing_dataset_and_the_report_shows_dashes(tm
     sla_grid.main(["--preset", "smoke", "--data", str(only_cifar10), "--out", str(tmp_path / "runs"),
                    "--skip-missing-data", "--only", "cifar1*_r100__ce"])                   # trains one tiny run
     assert [p.name for p in (tmp_path / "runs" / "smoke").iterdir()] == ["cifar10_r100__ce"]
-    monkeypatch.setattr(sla_report, "RESULTS", tmp_path)
-    sla_report.main(["--preset", "smoke"])
+    sla_report.main(["--preset", "smoke", "--results", str(tmp_path)])
     table = pd.read_csv(tmp_path / "smoke" / "table_2.csv", index_col=0)
     assert table.loc["ce", "cifar10_100_ours"] != "–" and table.loc["ce", "cifar100_100_ours"] == "–"

@@ -1,4 +1,5 @@
 """Seed 001 (thesis): the grid, the offline check, the plan, and the tables from fake records."""
+import argparse
 import json
 import os
 import re
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from common import study as common_study
 from common.models import PretrainedWeightsUnavailable, build_model
 from thesis_cifar100lt import grid as thesis_grid
 from thesis_cifar100lt import report as thesis_report
@@ -78,7 +80,7 @@ def test_paper_preset_end_to_end_with_cached_weights(tiny_root, tmp_path, offlin
     base = ["--preset", "paper", "--data", str(tiny_root), "--models", "mobilenet_v2", "--losses", "ldam",
             "--train-sets", "long_tailed", *tiny]
     with monkeypatch.context() as m:  # overrides never write into the preset's own results
-        m.setattr(thesis_grid, "run_jobs", lambda *a, **k: pytest.fail("trained without its own --out"))
+        m.setattr(common_study, "run_jobs", lambda *a, **k: pytest.fail("trained without its own --out"))
         with pytest.raises(SystemExit) as stop:
             thesis_grid.main(base)
     assert stop.value.code == 2 and "separate --out" in capsys.readouterr().err
@@ -124,7 +126,8 @@ def test_plan_runs_without_data_at_a_small_probe_batch(tmp_path):
 
 
 def test_plan_lists_runs_with_estimate(capsys):
-    thesis_grid.plan("smoke", list(thesis_grid.grid(["mobilenet_v2"], ["ce"], ["balanced"])), torch.device("cpu"))
+    args = argparse.Namespace(models=["mobilenet_v2"], losses=["ce"], train_sets=["balanced"])
+    thesis_grid.plan("smoke", thesis_grid.jobs("smoke", Path("out"), {}, args), torch.device("cpu"))
     out = capsys.readouterr().out
     assert "mobilenet_v2__ce__balanced" in out and "images/s" in out and "total ~" in out and "PFLOP" in out
 

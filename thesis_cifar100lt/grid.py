@@ -12,30 +12,25 @@ fills those caches on a machine with network).
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from common.cli import ArgumentParser
-from common.config import load_config, parse_overrides, preset_names
-from common.engine import default_device
+from common.config import load_config
 from common.datasets import thesis_split_from_config
-from common.experiment import RUN_ERRORS
-from common.grid import (Job, add_grid_arguments, add_selection_arguments, probe_line, probe_throughput, run_jobs,
-                         seed_plan, select, total_line, training_flops)
 from common.grid import preflight_weights as grid_preflight
+from common.grid import probe_line, probe_throughput, total_line, training_flops
 from common.losses import LOSSES as REGISTERED_LOSSES
 from common.models import build_model
 from common.profiling import forward_flops
+from common.study import Run, Study, grid_main
 
 HERE = Path(__file__).parent
 BASE_CONFIG = HERE / "configs" / "base.yaml"
 MODELS = ["resnet50", "mobilenet_v2", "convnext_base", "vit_base_patch16_224"]
 LOSSES = ["ce", "focal", "wce", "cb", "bs", "seql", "ldam"]
 TRAIN_SETS = ["balanced", "long_tailed"]
-GRID_KEYS = [("model", "name"), ("loss", "name"), ("data", "train_set"), ("train", "seed")]   # set per run
+GRID_KEYS = ("model.name", "loss.name", "data.train_set", "train.seed")   # set per run: --models / ... / --seeds
 MODEL_KWARGS = {"vit_base_patch16_224": {"dynamic_img_size": True}}  # inputs below 224 px in smoke / quick
 
 
@@ -72,15 +67,15 @@ def _split_sizes(cfg) -> dict:
             "eval": VAL_IMAGES + len(split["test"]) + len(split["lt_test"])}
 
 
-def plan(preset: str, runs, device, cli: dict | None = None) -> None:
+def plan(preset: str, jobs, device) -> None:
     """Print each run with its estimated time (from a throughput probe on ``device`` of each
     model's first run, on a CPU at a small batch: bounded memory; the losses cost alike) and compute
     (forward FLOPs x 3 per training image, x 1 per evaluated image). Sizes come from the split's
     definition: no data needed."""
     probes, total_s, total_flops = {}, 0.0, 0.0
-    print(f"plan: preset {preset}, {len(runs)} runs, device {device}")
-    for name, overrides in runs:
-        cfg = config(preset, overrides, cli)
+    print(f"plan: preset {preset}, {len(jobs)} runs, device {device}")
+    for job in jobs:
+        name, cfg = job.name, job.config
         model_name, train_set, epochs = cfg.model.name, cfg.data.train_set, cfg.train.epochs
         size = cfg.train.size or 32
         if (model_name, size) not in probes:
@@ -100,49 +95,24 @@ def plan(preset: str, runs, device, cli: dict | None = None) -> None:
     print(total_line(total_s, total_flops, device, " (validation every epoch included)"))
 
 
-def main(argv=None):
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, choices=preset_names(BASE_CONFIG))
-    parser.add_argument("--data", default=None, help="folder holding cifar-100-python/ (default: $LTREPRO_DATA or "
-                        "./data); --plan, --list and --show-config need none")
-    add_grid_arguments(parser, "results/thesis_cifar100lt/runs")
+def options(parser) -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--losses", nargs="+", default=LOSSES, choices=sorted(REGISTERED_LOSSES),
                         help="default: the thesis's seven; any loss registered in common.losses runs beside them")
     parser.add_argument("--train-sets", nargs="+", default=TRAIN_SETS, choices=TRAIN_SETS)
-    add_selection_arguments(parser)
-    parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; train nothing")
-    parser.add_argument("--show-config", action="store_true", help="print each run's resolved config; train nothing")
-    args = parser.parse_args(argv)
-    try:
-        cli = parse_overrides(args.set)
-        fixed = [f"{section}.{key}" for section, key in GRID_KEYS if key in cli.get(section, {})]
-        if fixed:
-            parser.error(f"--set cannot change {', '.join(fixed)}: the grid sets it per run (use --models / --losses / "
-                         f"--train-sets / --seeds)")
-        runs = list(grid(args.models, args.losses, args.train_sets))
-        names = select([name for name, _ in runs], args.only)
-        runs = [(name, overrides) for name, overrides in runs if name in names]
-        if args.list:
-            print("\n".join(names))
-            return
-        configs = {name: config(args.preset, overrides, cli) for name, overrides in runs}   # all checked up front
-        if args.show_config:
-            for name, cfg in configs.items():
-                print(f"# {name}\n" + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-            return
-        if args.plan:
-            plan(args.preset, runs, default_device(), cli)
-            return
-        if args.set and args.out == parser.get_default("out"):
-            parser.error("--set changes the protocol: give a separate --out so the preset's results stay clean")
-        preflight_weights(args.preset, args.models, cli)
-        seeds = seed_plan(args.out, args.preset, args.seeds, config(args.preset, {}).train.seed, cli)
-        jobs = [Job(name, config(args.preset, overrides, seed_cli), root / name)
-                for root, seed_cli in seeds for name, overrides in runs]
-        run_jobs(jobs, args.data, progress=args.preset != "smoke", rerun_stale=args.rerun_stale)
-    except RUN_ERRORS as err:
-        sys.exit(f"error: {err}")
+
+
+def jobs(preset: str, root: Path, cli: dict, args) -> list:
+    cells = grid(getattr(args, "models", MODELS), getattr(args, "losses", LOSSES), getattr(args, "train_sets", TRAIN_SETS))
+    return [Run(name, BASE_CONFIG, overrides).job(preset, root, cli) for name, overrides in cells]
+
+
+STUDY = Study("thesis_cifar100lt", HERE, __doc__.splitlines()[0], (BASE_CONFIG,), jobs=jobs, plan=plan,
+              options=options, fixed_keys=GRID_KEYS, fetch_hint=FETCH_HINT)
+
+
+def main(argv=None):
+    grid_main(STUDY, argv)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import load_config, preset_names
 from common.report import (_pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
-                           legend_outside, line, load_paper_numbers, ours_frame, plot_curves, plot_paper_vs_ours,
-                           report_parser, save_figure, table_labels, write_table)
-from common.results_index import write_results_index
-from common.runstore import read_records, seed_roots
+                           legend_outside, line, ours_frame, plot_curves, plot_paper_vs_ours, save_figure, table_labels,
+                           write_table)
+from common.runstore import read_records
+from common.study import ReportInput, report_main
 
-from .grid import BASE_CONFIG, LOSSES
+from .grid import LOSSES, STUDY
 
-HERE = Path(__file__).parent
-RESULTS = Path("results/thesis_cifar100lt")
 MODEL_ORDER = ["resnet50", "mobilenet_v2", "vit_base_patch16_224", "convnext_base"]
 # (model, training set) -> thesis table; the thesis's key for each model
 TABLES = {
@@ -123,12 +120,10 @@ def _notes(preset, labels, what):
     return [what, *budget_notes(preset, labels, "the thesis")]
 
 
-def main(argv=None):
-    args = report_parser(__doc__, preset_names(BASE_CONFIG), RESULTS).parse_args(argv)
-    paper = load_paper_numbers(HERE / "paper_numbers.csv")
+def write_tables(inp: ReportInput) -> str:
+    preset, paper, out = inp.preset, inp.paper, inp.out
     frames, every, first = [], [], None
-    own_seed = load_config(BASE_CONFIG, args.preset).train.seed
-    for root in seed_roots(args.results / "runs", args.preset, args.seeds, own_seed).values():
+    for root in inp.roots.values():
         records = read_records(root)
         first = records if first is None else first
         every += records
@@ -136,9 +131,7 @@ def main(argv=None):
         frames.append(pd.concat([per_run, derived_tables(per_run, "\n".join(table_labels(per_run)))], ignore_index=True))
     ours = combine_seeds(frames)      # mean ± std over seeds (a derived cell: within each seed first)
     labels = table_labels(ours)
-    footer = figure_footer(args.preset, every, "the thesis")
-    out = args.results / args.preset
-    out.mkdir(parents=True, exist_ok=True)
+    footer = figure_footer(preset, every, "the thesis")
 
     for (model, train_set), table in TABLES.items():
         rows = LOSS_ROWS + sorted(set(ours.loc[ours["table"] == table, "row"]) - set(LOSS_ROWS)) if len(ours) \
@@ -147,9 +140,9 @@ def main(argv=None):
         tab_labels = table_labels(ours, table)
         what = f"Thesis Table {table}: {model}, trained on the {train_set.replace('_', '-')} set; top-1 accuracy (%)."
         stem = f"table_{table.replace('.', '_')}"
-        write_table(df, out / stem, f"Table {table} ({args.preset} preset)", _notes(args.preset, tab_labels, what))
+        write_table(df, out / stem, f"Table {table} ({preset} preset)", _notes(preset, tab_labels, what))
         plot_paper_vs_ours(paper, ours, table, "long_tailed", out / f"{stem}_long_tailed.png",
-                           f"Table {table} long-tailed test: thesis vs ours ({args.preset})", rows,
+                           f"Table {table} long-tailed test: thesis vs ours ({preset})", rows,
                            "top-1 accuracy (%)", "loss", footer)
 
     models = [PAPER_MODEL_KEY[m] for m in MODEL_ORDER]
@@ -160,23 +153,26 @@ def main(argv=None):
             ("4.10", SUMMARY_MODEL_ROWS, "Mean and population std over the 7 losses, long-tailed training (%)." + incomplete),
             ("4.11", SUMMARY_LOSS_ROWS, "Mean and population std over the 4 models, long-tailed training (%)." + incomplete)):
         df = comparison_table(paper, ours, table, rows)
-        write_table(df, out / f"table_{table.replace('.', '_')}", f"Table {table} ({args.preset} preset)",
-                    _notes(args.preset, labels, what))
+        write_table(df, out / f"table_{table.replace('.', '_')}", f"Table {table} ({preset} preset)",
+                    _notes(preset, labels, what))
 
     _summary_figure(paper, ours, "4.10", SUMMARY_MODEL_ROWS, out / "figure_4_1.png",
-                    f"Figure 4.1: mean +- std over losses per model, CIFAR-100-LT ({args.preset})", footer)
+                    f"Figure 4.1: mean +- std over losses per model, CIFAR-100-LT ({preset})", footer)
     for model, figure in FIGURE_OF_MODEL.items():
         _loss_lines_figure(paper, ours, TABLES[(model, "long_tailed")], out / f"figure_{figure.replace('.', '_')}.png",
-                           f"Figure {figure}: {model}, long-tailed training, per test category ({args.preset})",
+                           f"Figure {figure}: {model}, long-tailed training, per test category ({preset})",
                            footer)
     _summary_figure(paper, ours, "4.11", SUMMARY_LOSS_ROWS, out / "figure_4_6.png",
-                    f"Figure 4.6: mean +- std over models per loss, CIFAR-100-LT ({args.preset})", footer)
+                    f"Figure 4.6: mean +- std over models per loss, CIFAR-100-LT ({preset})", footer)
     headline = {Path(r["run_dir"]).name: r for r in first if r["config"]["data"]["train_set"] == "long_tailed"
                 and r["config"]["loss"]["name"] in ("ce", "bs")}
     plot_curves(dict(sorted(headline.items())), out / "curves.png",
-                f"Training curves, long-tailed training, CE and Balanced Softmax ({args.preset}; first seed)", footer)
-    write_results_index(out.parent)                 # results/README.md: every study's index
-    print(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(every)} runs to {out}")
+                f"Training curves, long-tailed training, CE and Balanced Softmax ({preset}; first seed)", footer)
+    return f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(every)} runs"
+
+
+def main(argv=None):
+    report_main(STUDY, write_tables, __doc__, argv)
 
 
 if __name__ == "__main__":

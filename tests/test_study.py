@@ -1,0 +1,82 @@
+"""A study is one declaration: the shared grid and report commands do the rest."""
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from common.report import comparison_table, ours_frame, write_table
+from common.runstore import read_records
+from common.study import ReportInput, Run, Study, grid_main, report_main
+
+CONFIG = {"data": {"dataset": "cifar10", "imb_factor": 0.1, "min_count": 1},
+          "model": {"name": "resnet32"}, "loss": {"name": "ce"},
+          "train": {"epochs": 1, "batch_size": 16, "milestones": [1], "warmup_epochs": 0, "augment": "none"},
+          "presets": {"smoke": {}, "paper": {"train": {"epochs": 200}}}}
+
+
+@pytest.fixture
+def fifth_study(tmp_path):
+    folder = tmp_path / "fifth"
+    (folder / "configs").mkdir(parents=True)
+    config = folder / "configs" / "base.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    (folder / "paper_numbers.csv").write_text("table,row,column,value,source\nt1,ce,accuracy,70.4,Table 1\n")
+    runs = [Run("ce", config), Run("bs", config, {"loss": {"name": "bs"}})]
+    return Study("fifth", folder, "A fifth study", (config,), plan=lambda preset, jobs, device: print(len(jobs), "runs"),
+                 jobs=lambda preset, root, cli, args: [run.job(preset, root, cli) for run in runs])
+
+
+def test_a_fifth_study_runs_and_reports_from_its_declaration(fifth_study, tiny_root, tmp_path, capsys):
+    grid_main(fifth_study, ["--preset", "paper", "--list"])
+    assert capsys.readouterr().out.split() == ["ce", "bs"]
+    grid_main(fifth_study, ["--preset", "paper", "--show-config", "--only", "bs"])
+    shown = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
+    assert (shown["loss"]["name"], shown["train"]["epochs"]) == ("bs", 200)
+    grid_main(fifth_study, ["--preset", "paper", "--plan"])
+    assert capsys.readouterr().out.strip() == "2 runs"
+
+    results = tmp_path / "results" / "fifth"
+    grid_main(fifth_study, ["--preset", "smoke", "--data", str(tiny_root), "--out", str(results / "runs"),
+                            "--only", "ce"])
+    capsys.readouterr()
+    record = json.loads((results / "runs" / "smoke" / "ce" / "record.json").read_text())
+    assert record["epochs"] == 1 and not (results / "runs" / "smoke" / "bs").exists()
+
+    def write_tables(inp: ReportInput) -> str:
+        records = [r for root in inp.roots.values() for r in read_records(root)]
+        ours = ours_frame([{"table": "t1", "row": r["config"]["loss"]["name"], "column": "accuracy",
+                            "value": 100 * r["metrics"]["test"]["accuracy"], "label": ""} for r in records])
+        write_table(comparison_table(inp.paper, ours, "t1"), inp.out / "table_1", "Table 1")
+        return f"wrote Table 1 from {len(records)} runs"
+
+    report_main(fifth_study, write_tables, "Table 1", ["--preset", "smoke", "--results", str(results)])
+    assert capsys.readouterr().out.strip() == f"wrote Table 1 from 1 runs to {results / 'smoke'}"
+    table = pd.read_csv(results / "smoke" / "table_1.csv", index_col=0)
+    assert table.loc["ce", "accuracy_paper"] == 70.4
+    assert float(table.loc["ce", "accuracy_ours"]) == pytest.approx(100 * record["metrics"]["test"]["accuracy"], abs=0.01)
+
+
+def test_the_study_grid_refuses_what_it_should(fifth_study, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:                  # a typo in --only: one line, nothing trained
+        grid_main(fifth_study, ["--preset", "smoke", "--only", "ec"])
+    assert "'ec'" in str(stop.value)
+    with pytest.raises(SystemExit) as stop:                  # --set into the preset's own results
+        grid_main(fifth_study, ["--preset", "smoke", "--set", "train.epochs=2"])
+    assert stop.value.code == 2 and "separate --out" in capsys.readouterr().err
+    fixed = Study(**{**fifth_study.__dict__, "fixed_keys": ("loss.name",)})
+    with pytest.raises(SystemExit) as stop:                  # a key the grid sets per run
+        grid_main(fixed, ["--preset", "smoke", "--out", str(tmp_path), "--set", "loss.name=bs"])
+    assert stop.value.code == 2 and "loss.name" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:                  # no dataset there
+        grid_main(fifth_study, ["--preset", "smoke", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"),
+                                "--skip-missing-data"])
+    assert "nothing to train" in str(stop.value) and not (tmp_path / "o").exists()
+
+
+def test_a_study_report_rewrites_the_results_index(tmp_path, capsys):
+    from sla_multiexpert import report as sla_report
+
+    sla_report.main(["--preset", "smoke", "--results", str(tmp_path / "results" / "sla_multiexpert")])
+    index = (tmp_path / "results" / "README.md").read_text()
+    assert "## sla_multiexpert" in index and "smoke" in index
