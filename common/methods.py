@@ -17,6 +17,8 @@ from typing import Callable
 
 from pydantic import BaseModel
 
+from .registry import Registry
+
 
 @dataclass(frozen=True)
 class Method:
@@ -24,12 +26,12 @@ class Method:
     build_step: Callable         # RunContext -> (step, epoch_hooks)
 
 
-METHODS: dict[str, Method] = {}
+METHODS = Registry("method")
 
 
 def register_method(name: str, schema: type[BaseModel]):
     def wrap(build_step):
-        METHODS[name] = Method(schema, build_step)
+        METHODS.add(name, Method(schema, build_step))
         return build_step
     return wrap
 

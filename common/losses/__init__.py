@@ -24,7 +24,5 @@ def build_loss(name: str, class_counts, drw: bool = False, drw_epoch: int = 160,
     ``drw=True`` wraps it in deferred re-weighting from ``drw_epoch`` (LDAM-DRW: 160, beta
     0.9999); ``kwargs`` go to the loss (``gamma``, ``beta``, ``max_m``, ``s``, ``tau``, ...).
     """
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; registered: {sorted(LOSSES)}")
     loss = LOSSES[name](class_counts, **kwargs)
     return DeferredReweighting(loss, drw_epoch, drw_beta) if drw else loss

@@ -14,16 +14,7 @@ the ``loss`` section (``loss: {name: my_loss, margin: 0.3}``, ``--set loss.margi
 """
 from __future__ import annotations
 
-LOSSES: dict[str, type] = {}
+from ..registry import Registry
 
-
-def register_loss(name: str):
-    """Class decorator: make the loss available as ``name`` everywhere a loss is chosen. A name
-    taken by another class is an error (re-importing the same module is not)."""
-    def wrap(cls):
-        taken = LOSSES.get(name)
-        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise ValueError(f"loss name {name!r} is taken by {taken.__module__}.{taken.__qualname__}")
-        LOSSES[name] = cls
-        return cls
-    return wrap
+LOSSES = Registry("loss")
+register_loss = LOSSES.register   # a name taken by another class is an error (re-importing its module is not)

