@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 from filelock import FileLock, Timeout
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .config import (ConfigError, ExperimentConfig, config_diff, config_hash, config_record, upgrade_config,
                      validate_config)
@@ -27,6 +28,34 @@ from .engine import CheckpointError, environment, load_checkpoint, now
 from .models import LearnableWeightScaling, build_model
 
 RECORD, PREDICTIONS = "record.json", "predictions.npz"
+
+
+class RunRecord(BaseModel):
+    """What ``record.json`` holds. The one writer (:func:`write_record`) and the one reader
+    (:func:`read_record`) check it; a study's own fields (``tau_sweep``, ``fitted_on``, ...)
+    ride along as extra keys. Records written before a field existed lack it, hence the Nones."""
+    model_config = ConfigDict(extra="allow")
+
+    config: dict                                # the resolved config (an ensemble's: its members)
+    run_id: str | None = None                   # changes whenever the run is trained again
+    started: str
+    finished: str                               # ISO time the record was written
+    environment: dict                           # versions, device, threads
+    metrics: dict[str, dict]                    # per test set: accuracy, per-class and group metrics, ECE
+    preset: str | None = None
+    epochs: int | None = None
+    data: str | None = None                     # the data's provenance, as tables label it
+    data_root: str | None = None
+    config_hash: str | None = None
+    classes: list[str] | None = None
+    train_counts: list[int] | None = None
+    group_counts: list[int] | None = None       # per-class counts that define many / medium / few
+    train_indices_sha256: str | None = None
+    history: list[dict] | None = None           # one entry per epoch, as log.jsonl
+    numerics: dict | None = None                # precision and memory format the run trained with
+    pretrained_weights: dict | None = None      # where pretrained weights came from
+    parent: dict | None = None                  # the run it started from (model.init_from) and its run_id
+    sources: dict | None = None                 # a derived run's source runs and their run_ids
 
 
 class DamagedRecordError(RuntimeError):
@@ -56,7 +85,13 @@ def read_record(path) -> dict:
         record = json.loads(path.read_text())
         if not isinstance(record, dict):
             raise ValueError("not a JSON object")
+        RunRecord.model_validate(record)
         return record
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise DamagedRecordError(
+            f"{path} is damaged (field {'.'.join(map(str, first['loc']))}: {first['msg']}): restore it (`git checkout "
+            f"-- {path}` if it is committed) or delete its folder {path.parent} to run that run again") from None
     except (OSError, ValueError) as err:      # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DamagedRecordError(
             f"{path} is damaged ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}): "
@@ -83,10 +118,12 @@ def write_record(out_dir, config: dict, metrics: dict, started: str, **extra) ->
     """``record.json``: everything a report needs to place and label this run."""
     record = {"config": config, "run_id": uuid.uuid4().hex, "started": started, "finished": now(),
               "environment": environment(), "metrics": metrics, **extra}
+    text = json.dumps(record, indent=1, default=_jsonable)
+    RunRecord.model_validate_json(text)         # a writer's mistake fails here, not in a later report
     path = Path(out_dir) / RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=_jsonable))
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
 

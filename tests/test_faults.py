@@ -309,3 +309,17 @@ def test_damaged_record_of_a_finished_run_is_one_line_naming_it_and_the_fix(tiny
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert f"error: {run / 'record.json'} is damaged (JSONDecodeError" in done.stderr
     assert f"delete its folder {run}" in done.stderr
+
+
+def test_a_record_that_breaks_the_schema_is_damaged_and_a_writer_cannot_write_one(tmp_path):
+    from common.runstore import DamagedRecordError, read_record, write_record
+
+    path = write_record(tmp_path / "run", {"model": {}}, {"test": {"accuracy": 0.5}}, "2026-01-01T00:00:00")
+    record = json.loads(path.read_text())
+    assert read_record(path) == record and len(record["run_id"]) == 32
+    path.write_text(json.dumps({**record, "metrics": {"test": 0.5}}))              # a hand edit gone wrong
+    with pytest.raises(DamagedRecordError, match=r"record.json is damaged \(field metrics.test: .*delete its folder"):
+        read_record(path)
+    with pytest.raises(ValueError, match="epochs"):                                 # caught before it is written
+        write_record(tmp_path / "other", {}, {}, "2026-01-01T00:00:00", epochs="two")
+    assert not (tmp_path / "other" / "record.json").exists()
