@@ -38,9 +38,9 @@ class RunRecord(BaseModel):
 
     config: dict                                # the resolved config (an ensemble's: its members)
     run_id: str | None = None                   # changes whenever the run is trained again
-    started: str
+    started: str | None = None
     finished: str                               # ISO time the record was written
-    environment: dict                           # versions, device, threads
+    environment: dict | None = None             # versions, device, threads
     metrics: dict[str, dict]                    # per test set: accuracy, per-class and group metrics, ECE
     preset: str | None = None
     epochs: int | None = None

@@ -28,7 +28,8 @@ from pydantic.fields import FieldInfo
 from .cli import ArgumentParser
 from .config import (ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig, TrainConfig, config_hash,
                      config_record, deep_merge, format_problems, loss_kwargs_schema, parse_overrides, validate_config)
-from .experiment import RUN_ERRORS, evaluate_checkpoint, run_experiment
+from .evaluation import evaluate_checkpoint
+from .experiment import RUN_ERRORS, run_experiment
 from .losses import LOSSES
 from .report import report_run
 from .runstore import read_record
