@@ -102,6 +102,22 @@ def planned_training_indices(dcfg: DataConfig) -> dict:
     return training_indices(labels, num_classes, dcfg)
 
 
+def planned_sizes(dcfg: DataConfig) -> tuple[int, int, int]:
+    """``(trained, evaluated, validated)`` image counts of a run from its split's definition
+    alone (for plans): its training set, its test sets (scored once at the end) and the set it
+    validates on after every epoch."""
+    num_classes = num_classes_of(dcfg)
+    layout = D.cifar.LAYOUTS[dcfg.dataset]
+    official_test = num_classes * layout.test_per_class
+    if dcfg.split == "thesis":
+        split = thesis_split_from_config(np.repeat(np.arange(num_classes), layout.train_per_class), num_classes, dcfg)
+        trained = split["lt_train" if dcfg.train_set == "long_tailed" else "train"]
+        return len(trained), len(split["test"]) + len(split["lt_test"]), official_test
+    chosen = planned_training_indices(dcfg)
+    held = sum(len(chosen[k]) for k in ("heldout_fold", "validation") if chosen[k] is not None)
+    return len(chosen["train"]), official_test + held, official_test if dcfg.validate_on_test else 0
+
+
 def _resample(y, dcfg: DataConfig) -> np.ndarray:
     """Indices of seed 002's artificial balancing, or of one learner's bag of its balanced bagging."""
     if dcfg.balance_threshold:

@@ -21,10 +21,10 @@ import torch
 from .cli import seed_list
 from .config import ConfigError, ExperimentConfig, deep_merge
 from .engine import CheckpointError, NonFiniteLossError, autocast, make_step, predict, seed_everything, set_up_numerics
-from .datasets import num_classes_of, transforms_from_config
+from .datasets import num_classes_of, planned_sizes, transforms_from_config
 from .experiment import loss_from_config, run_experiment
 from .models import PretrainedWeightsUnavailable, build_model
-from .profiling import seconds_per_call
+from .profiling import forward_flops, seconds_per_call
 from .runstore import (DamagedRecordError, ParentNotFinishedError, RunClaimedError, StaleRunError, read_record,
                        seed_root)
 
@@ -160,11 +160,6 @@ def probe_batches(tcfg, device) -> tuple[int, int]:
 GPU_NAME, GPU_PEAK_FLOPS, GPU_SUSTAINED = "H100 / H200", 989e12, 0.40
 
 
-def training_flops(forward_flops: float, trained_images: float, evaluated_images: float) -> float:
-    """A run's FLOPs: forward + backward (about 3 forwards) per training image, a forward per evaluated one."""
-    return forward_flops * (3 * trained_images + evaluated_images)
-
-
 def total_line(seconds: float, flops: float, device, note: str = "") -> str:
     """A plan's last line: the probed time on ``device`` and what the same FLOPs take on a modern GPU."""
     gpu_hours = flops / (GPU_PEAK_FLOPS * GPU_SUSTAINED) / 3600
@@ -209,6 +204,44 @@ def probe_throughput(model, cfg, device, steps: int = 3) -> tuple[float, float]:
     train_ips = train_bs / seconds_per_call(train_step, device, steps)
     eval_s = seconds_per_call(lambda: predict(model, x[:eval_bs], test_tf, eval_bs, tcfg.amp), device, 1)
     return train_ips, eval_bs / eval_s
+
+
+def probe_model(cfg, device) -> tuple[float, float, float, float]:
+    """``(train images/s, eval images/s, forward FLOPs per training image, per test image)`` of
+    ``cfg``'s model from :func:`probe_throughput`; prints the probe's line."""
+    model = build_model(cfg.model.name, num_classes_of(cfg.data), **cfg.model.kwargs).to(device)
+    train_ips, eval_ips = probe_throughput(model, cfg, device)
+    flops = forward_flops(model, cfg.train.size or 32)
+    print(f"{probe_line(cfg, device, train_ips, eval_ips)}, {flops / 1e9:.2f} GFLOPs per forward", flush=True)
+    return train_ips, eval_ips, flops, flops
+
+
+def print_plan(preset: str, jobs: list[Job], device, probe: Callable = probe_model) -> None:
+    """Every job with its time on ``device`` and its compute, from one ``probe`` per model and
+    input size and the sizes of its split's definition (no data needed): the training epochs,
+    the per-epoch validation and the final test sets. Classifier-only runs that start from one
+    kept run share one stored pass of its backbone (:mod:`common.features`): the first pays it."""
+    probes, passes, total, total_flops = {}, set(), 0.0, 0.0
+    print(f"plan: preset {preset}, {len(jobs)} runs, device {device}")
+    for job in jobs:
+        cfg, t = job.config, job.config.train
+        key = (cfg.model.name, t.size, json.dumps(cfg.model.kwargs, sort_keys=True))
+        if key not in probes:
+            probes[key] = probe(cfg, device)
+        train_ips, eval_ips, train_forward, test_forward = probes[key]
+        trained, evaluated, validated = planned_sizes(cfg.data)
+        if t.classifier_only:
+            passed = (trained + evaluated) if cfg.model.init_from not in passes else 0
+            passes.add(cfg.model.init_from)
+            seconds, flops = passed / eval_ips, test_forward * passed
+        else:
+            scored = evaluated + t.epochs * validated
+            seconds = t.epochs * trained / train_ips + scored / eval_ips
+            flops = train_forward * 3 * t.epochs * trained + test_forward * scored
+        total, total_flops = total + seconds, total_flops + flops
+        print(f"  {job.name:40s} {t.epochs:4d} epochs x {trained:5d} images ~{seconds / 3600:7.2f} h "
+              f"{flops / 1e15:9.3g} PFLOP", flush=True)
+    print(total_line(total, total_flops, device))
 
 
 # what a finished run keeps in a study's results folder (its weights and checkpoints stay where it trained)

@@ -20,13 +20,12 @@ from typing import Annotated
 from pydantic import NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
 from common.config import ConfigError, Section, check_preset, deep_merge, load_config, one_of, read_config_file
-from common.data.cifar import LAYOUTS, default_data_root
-from common.datasets import build_datasets, num_classes_of, planned_training_indices
+from common.data.cifar import default_data_root
+from common.datasets import build_datasets, planned_training_indices
 from common.derived import average_ensemble, stacked_ensemble
-from common.grid import Job, matching, probe_line, probe_throughput, total_line, training_flops
+from common.grid import Job, matching, print_plan
 from common.losses.weights import SCHEMES
-from common.models import MODELS, build_model
-from common.profiling import forward_flops
+from common.models import MODELS
 from common.study import GridPass, Study, grid_main
 
 HERE = Path(__file__).parent
@@ -169,32 +168,15 @@ def all_uses(preset, out, plan: GridPlan, cli) -> list[tuple[str, Job]]:
     return uses
 
 
-def print_plan(preset, jobs: list[Job], device) -> None:
-    """Every training the grid needs with a time estimate from a short probe of each model on
-    ``device`` (on a CPU at a small batch: bounded memory); sizes from the split's definition, no data."""
+def plan(preset, jobs: list[Job], device) -> None:
+    """How many trainings the rows share, then every training with its estimate
+    (:func:`common.grid.print_plan`; phase 2 at the fixed batch size / learning rate)."""
     unique = {j.name: j for j in jobs}
     uses = [(row, j) for row, j in all_uses(preset, Path("out"), grid_plan(preset), {}) if j.name in unique]
-    print(f"plan: preset {preset}, device {device}, sizes of the official data files: {len(unique)} trainings with "
-          f"member reuse, {len(uses)} without (every row training its own members)")
+    print(f"{len(unique)} trainings with member reuse, {len(uses)} without (every row training its own members):")
     for row in dict.fromkeys(r for r, _ in uses):
         print(f"  {row:26s} {sum(r == row for r, _ in uses):3d} uses")
-    probes, total, total_flops = {}, 0.0, 0.0
-    for j in unique.values():
-        cfg = j.config
-        key = (cfg.model.name, cfg.train.size)
-        if key not in probes:
-            model = build_model(cfg.model.name, num_classes_of(cfg.data)).to(device)
-            train_ips, eval_ips = probe_throughput(model, cfg, device)
-            probes[key] = train_ips, eval_ips, forward_flops(model, cfg.train.size or 32)
-            del model
-            print(probe_line(cfg, device, train_ips, eval_ips), flush=True)
-        train_ips, eval_ips, flops = probes[key]
-        chosen = planned_training_indices(cfg.data)
-        test_images = sum(len(chosen[k]) for k in ("heldout_fold", "validation") if chosen[k] is not None) + \
-            num_classes_of(cfg.data) * LAYOUTS[cfg.data.dataset].test_per_class
-        total += cfg.train.epochs * len(chosen["train"]) / train_ips + test_images / eval_ips
-        total_flops += training_flops(flops, cfg.train.epochs * len(chosen["train"]), test_images)
-    print(total_line(total, total_flops, device, " (every sweep point at its model's probed speed)"))
+    print_plan(preset, jobs, device)
 
 
 def run_grid(p: GridPass) -> None:
@@ -249,7 +231,7 @@ def jobs(preset: str, root: Path, cli: dict, args) -> list[Job]:
     return list({j.name: j for _, j in all_uses(preset, root, grid_plan(preset), cli)}.values())
 
 
-STUDY = Study("ee443_stacking", HERE, __doc__.splitlines()[0], (BASE,), jobs=jobs, plan=print_plan,
+STUDY = Study("ee443_stacking", HERE, __doc__.splitlines()[0], (BASE,), jobs=jobs, plan=plan,
               train=run_grid)
 
 

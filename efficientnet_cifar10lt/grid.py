@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from common.data import longtail_counts
-from common.grid import probe_line, probe_throughput, total_line, training_flops
-from common.models import build_model
-from common.profiling import forward_flops
+from common.grid import print_plan
 from common.study import Run, Study, grid_main
 
 from .posthoc import TAU_ROWS, run_tau_norm
@@ -55,40 +52,8 @@ def run_config(row: Row, preset: str, cli: dict | None = None):
     return row.job(preset, Path("."), cli).config
 
 
-def plan(preset: str, jobs, device) -> None:
-    """Each run with an estimate from a probe of the model's training step and evaluation on
-    ``device`` (on a CPU at a small batch: bounded memory). The classifier-only rows of one
-    stage-1 run share one stored pass of its backbone over the training and test sets
-    (``common.features``): the first pays it, the classifier epochs are negligible. Sizes from
-    the long-tailed profile: no data needed."""
-    probes, total, total_flops, passes = {}, 0.0, 0.0, set()
-    print(f"plan: preset {preset}, {len(jobs)} runs (+ tau-normalisation), device {device}")
-    for job in jobs:
-        cfg = job.config
-        train_images = sum(longtail_counts(5000, 10, cfg.data.imb_factor, cfg.data.profile,
-                                           min_count=cfg.data.min_count))
-        if cfg.train.size not in probes:
-            model = build_model(cfg.model.name, 10).to(device)
-            train_ips, eval_ips = probe_throughput(model, cfg, device)
-            probes[cfg.train.size] = train_ips, eval_ips, forward_flops(model, cfg.train.size or 32)
-            del model
-            print(probe_line(cfg, device, train_ips, eval_ips), flush=True)
-        train_ips, eval_ips, flops = probes[cfg.train.size]
-        if cfg.train.classifier_only:
-            first = cfg.model.init_from not in passes
-            passes.add(cfg.model.init_from)
-            seconds = (train_images + 10000) / eval_ips if first else 0.0
-            total_flops += training_flops(flops, 0, train_images + 10000) if first else 0.0
-        else:
-            seconds = cfg.train.epochs * train_images / train_ips + 10000 / eval_ips   # + the test set
-            total_flops += training_flops(flops, cfg.train.epochs * train_images, 10000)
-        total += seconds
-        print(f"  {job.name:20s} {cfg.train.epochs:3d} epochs ~{seconds / 3600:7.2f} h", flush=True)
-    print(total_line(total, total_flops, device))
-
-
 STUDY = Study("efficientnet_cifar10lt", HERE, __doc__.splitlines()[0], CONFIGS,
-              jobs=lambda preset, root, cli, args: [row.job(preset, root, cli) for row in ROWS], plan=plan, what="row",
+              jobs=lambda preset, root, cli, args: [row.job(preset, root, cli) for row in ROWS], plan=print_plan, what="row",
               derived={name: partial(run_tau_norm, name) for name in TAU_ROWS})
 
 

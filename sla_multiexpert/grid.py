@@ -12,11 +12,11 @@ minutes (the other cells show a dash).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from common.datasets import num_classes_of, planned_training_indices
-from common.data.cifar import LAYOUTS
-from common.grid import total_line, training_flops
+from common.datasets import num_classes_of
+from common.grid import print_plan
 from common.models import build_model
 from common.profiling import forward_flops
 from common.study import Run, Study, grid_main
@@ -117,30 +117,18 @@ def describe(record: dict) -> str:
             f"{100 * m['many']:.1f}/{100 * m['medium']:.1f}/{100 * m['few']:.1f}")
 
 
-def plan(preset: str, jobs, device) -> None:
-    """Each run with an estimate from a short probe of its model's training step on ``device``
-    (the three augmented views for the multi-expert model) and its FLOPs; sizes from the split's
-    definition, so no data is needed. Evaluation is counted at three times the training speed."""
+def probe(cfg, device) -> tuple[float, float, int, int]:
+    """The plan's probe of a model's training step on ``device``, the study's own: for the
+    multi-expert model the three augmented views (``benchmark.py``); evaluation is counted at
+    three times the training speed."""
     from .benchmark import measure
 
-    probes, total, total_flops = {}, 0.0, 0.0
-    print(f"plan: preset {preset}, {len(jobs)} runs, device {device}")
-    for job in jobs:
-        cfg = job.config
-        name = cfg.model.name
-        if name not in probes:
-            images_per_s = measure(name, device, min(cfg.train.batch_size, 64), batches=2, warmup=1)[0]
-            probes[name] = images_per_s, *step_flops(name, num_classes_of(cfg.data))
-            print(f"  probe {name}: train {images_per_s:.0f} images/s, {probes[name][1] / 1e6:.0f} MFLOPs per "
-                  f"training image's forward")
-        images_per_s, train_forward, test_forward = probes[name]
-        train_images = len(planned_training_indices(cfg.data)["train"])
-        test_images = num_classes_of(cfg.data) * LAYOUTS[cfg.data.dataset].test_per_class
-        seconds = (cfg.train.epochs * train_images + test_images / 3) / images_per_s
-        total += seconds
-        total_flops += training_flops(train_forward, cfg.train.epochs * train_images, 0) + test_images * test_forward
-        print(f"  {job.name:32s} {cfg.train.epochs:3d} epochs x {train_images:5d} images ~{seconds / 3600:6.2f} h")
-    print(total_line(total, total_flops, device))
+    name = cfg.model.name
+    images_per_s = measure(name, device, min(cfg.train.batch_size, 64), batches=2, warmup=1)[0]
+    train_forward, test_forward = step_flops(name, num_classes_of(cfg.data))
+    print(f"  probe {name}: train {images_per_s:.0f} images/s, {train_forward / 1e6:.0f} MFLOPs per training "
+          f"image's forward", flush=True)
+    return images_per_s, 3 * images_per_s, train_forward, test_forward
 
 
 def step_flops(model_name: str, num_classes: int) -> tuple[int, int]:
@@ -155,7 +143,7 @@ def step_flops(model_name: str, num_classes: int) -> tuple[int, int]:
 
 STUDY = Study("sla_multiexpert", HERE, __doc__.splitlines()[0], CONFIGS,
               jobs=lambda preset, root, cli, args: [run.job(preset, root, cli) for run in runs(preset)],
-              plan=plan, describe=describe)
+              plan=partial(print_plan, probe=probe), describe=describe)
 
 
 def main(argv=None):

@@ -99,7 +99,8 @@ def test_total_line_turns_flops_into_gpu_hours():
 
 def _finished_run(folder, run_id):
     folder.mkdir(parents=True)
-    (folder / "record.json").write_text(json.dumps({"run_id": run_id}))
+    (folder / "record.json").write_text(json.dumps({"run_id": run_id, "config": {}, "metrics": {},
+                                                    "finished": "2026-01-01T00:00:00"}))
     (folder / "log.jsonl").write_text("{}\n")
     (folder / "predictions.npz").write_bytes(b"p")
     (folder / "last.pt").write_bytes(b"checkpoint")

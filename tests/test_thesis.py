@@ -120,14 +120,14 @@ def test_plan_runs_without_data_at_a_small_probe_batch(tmp_path):
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "probe mobilenet_v2 at 224 px, batch 2 / eval 2 (the runs: 128 / 500)" in out
-    assert re.search(r"mobilenet_v2__ce__long_tailed +90 epochs ~ *[\d.]+ h", out)
+    assert re.search(r"mobilenet_v2__ce__long_tailed +90 epochs x +\d+ images ~ *[\d.]+ h", out)
     assert re.search(r"^total ~[\d,.]+ h on cpu.*; .* PFLOP, about .* GPU (h|min) on one H100", out, flags=re.M)
     assert not list(empty.iterdir())
 
 
 def test_plan_lists_runs_with_estimate(capsys):
     args = argparse.Namespace(models=["mobilenet_v2"], losses=["ce"], train_sets=["balanced"])
-    thesis_grid.plan("smoke", thesis_grid.jobs("smoke", Path("out"), {}, args), torch.device("cpu"))
+    thesis_grid.STUDY.plan("smoke", thesis_grid.jobs("smoke", Path("out"), {}, args), torch.device("cpu"))
     out = capsys.readouterr().out
     assert "mobilenet_v2__ce__balanced" in out and "images/s" in out and "total ~" in out and "PFLOP" in out
 

@@ -14,15 +14,10 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import numpy as np
-
 from common.config import load_config
-from common.datasets import thesis_split_from_config
 from common.grid import preflight_weights as grid_preflight
-from common.grid import probe_line, probe_throughput, total_line, training_flops
+from common.grid import print_plan
 from common.losses import LOSSES as REGISTERED_LOSSES
-from common.models import build_model
-from common.profiling import forward_flops
 from common.study import Run, Study, grid_main
 
 HERE = Path(__file__).parent
@@ -57,44 +52,6 @@ def preflight_weights(preset: str, models, cli: dict | None = None) -> None:
                    FETCH_HINT)
 
 
-VAL_IMAGES = 10000   # the official CIFAR-100 test set, validated on every epoch
-
-
-def _split_sizes(cfg) -> dict:
-    """Image counts of the run's training sets and of its final evaluation (validation + tests)."""
-    split = thesis_split_from_config(np.repeat(np.arange(100), 500), 100, cfg.data)
-    return {"balanced": len(split["train"]), "long_tailed": len(split["lt_train"]),
-            "eval": VAL_IMAGES + len(split["test"]) + len(split["lt_test"])}
-
-
-def plan(preset: str, jobs, device) -> None:
-    """Print each run with its estimated time (from a throughput probe on ``device`` of each
-    model's first run, on a CPU at a small batch: bounded memory; the losses cost alike) and compute
-    (forward FLOPs x 3 per training image, x 1 per evaluated image). Sizes come from the split's
-    definition: no data needed."""
-    probes, total_s, total_flops = {}, 0.0, 0.0
-    print(f"plan: preset {preset}, {len(jobs)} runs, device {device}")
-    for job in jobs:
-        name, cfg = job.name, job.config
-        model_name, train_set, epochs = cfg.model.name, cfg.data.train_set, cfg.train.epochs
-        size = cfg.train.size or 32
-        if (model_name, size) not in probes:
-            model = build_model(model_name, 100, **cfg.model.kwargs).to(device)
-            flops = forward_flops(model, size)
-            train_ips, eval_ips = probe_throughput(model, cfg, device)
-            probes[model_name, size] = train_ips, eval_ips, flops
-            print(f"{probe_line(cfg, device, train_ips, eval_ips)}, {flops / 1e9:.2f} GFLOPs per forward", flush=True)
-            del model
-        train_ips, eval_ips, flops = probes[model_name, size]
-        sizes = _split_sizes(cfg)
-        trained, evaluated = epochs * sizes[train_set], epochs * VAL_IMAGES + sizes["eval"]
-        seconds = trained / train_ips + evaluated / eval_ips
-        run_flops = training_flops(flops, trained, evaluated)
-        total_s, total_flops = total_s + seconds, total_flops + run_flops
-        print(f"  {name:45s} {epochs:3d} epochs ~{seconds / 3600:8.2f} h  {run_flops / 1e15:9.3g} PFLOP", flush=True)
-    print(total_line(total_s, total_flops, device, " (validation every epoch included)"))
-
-
 def options(parser) -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--losses", nargs="+", default=LOSSES, choices=sorted(REGISTERED_LOSSES),
@@ -107,7 +64,7 @@ def jobs(preset: str, root: Path, cli: dict, args) -> list:
     return [Run(name, BASE_CONFIG, overrides).job(preset, root, cli) for name, overrides in cells]
 
 
-STUDY = Study("thesis_cifar100lt", HERE, __doc__.splitlines()[0], (BASE_CONFIG,), jobs=jobs, plan=plan,
+STUDY = Study("thesis_cifar100lt", HERE, __doc__.splitlines()[0], (BASE_CONFIG,), jobs=jobs, plan=print_plan,
               options=options, fixed_keys=GRID_KEYS, fetch_hint=FETCH_HINT)
 
 
