@@ -10,6 +10,7 @@ fi
 # check_preset CONFIG...: stop unless every CONFIG defines $PRESET (before any data is fetched)
 check_preset() { $PY -c 'import sys; from common.config import main; main(sys.argv[1:])' "$PRESET" "$@" || exit 2; }
 # grid_then_report "GRID_MODULE ARGS" "REPORT_MODULE ARGS": the study's grid, then its tables.
+#   ONLY="PATTERN ..."  just the runs whose names match (see python -m <study>.grid --preset P --list)
 #   OUT=DIR          train in DIR/<preset>/ (e.g. outside the checkout, for runs that outlive it), then copy
 #                    the finished runs' records, logs and predictions into results/<study>/runs/ for the tables
 #   SEEDS=0,1,2      every run once per training seed; the tables show mean ± std and n per cell
@@ -19,6 +20,7 @@ check_preset() { $PY -c 'import sys; from common.config import main; main(sys.ar
 grid_then_report() {
   local grid=$1 report=$2 study=${1%%.*}
   if [ -n "${SEEDS:-}" ]; then grid="$grid --seeds $SEEDS"; report="$report --seeds $SEEDS"; fi
+  if [ -n "${ONLY:-}" ]; then grid="$grid --only $ONLY"; fi
   if [ -n "${OUT:-}" ]; then grid="$grid --out $OUT"; fi
   if [ -z "${LAUNCHER:-}" ]; then
     $PY -m $grid

@@ -5,12 +5,12 @@
 #   LTREPRO_DATA=DIR   folder holding cifar-100-python/ (cifar-10-batches-py/ for the proxies; default ./data)
 #   PLAN=1             count the trainings (with and without member reuse) and estimate their time from a
 #                      short probe on this machine; needs no data, trains nothing
-#   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
+#   ONLY="PATTERN ..."  SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset ee443_stacking/configs/base.yaml
 if [ -n "${PLAN:-}" ]; then
-  exec $PY -m ee443_stacking.grid --preset "$PRESET" --plan
+  exec $PY -m ee443_stacking.grid --preset "$PRESET" --plan ${ONLY:+--only $ONLY}
 fi
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then

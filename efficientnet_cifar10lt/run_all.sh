@@ -4,13 +4,13 @@
 #   PRESET=smoke|cpu|lite|quick|paper  (default: paper with CUDA, smoke without)
 #   LTREPRO_DATA=DIR   folder holding cifar-10-batches-py/ (default ./data)
 #   PLAN=1             list the runs with a time estimate from a short probe; needs no data, trains nothing
-#   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
+#   ONLY="PATTERN ..."  SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset efficientnet_cifar10lt/configs/base.yaml efficientnet_cifar10lt/configs/stage1.yaml \
   efficientnet_cifar10lt/configs/stage2.yaml
 if [ -n "${PLAN:-}" ]; then
-  exec $PY -m efficientnet_cifar10lt.grid --preset "$PRESET" --plan
+  exec $PY -m efficientnet_cifar10lt.grid --preset "$PRESET" --plan ${ONLY:+--only $ONLY}
 fi
 DATA=${LTREPRO_DATA:-data}
 if [ "$PRESET" = smoke ]; then

@@ -4,9 +4,8 @@
 #   LTREPRO_DATA=DIR   folder holding cifar-10-batches-py/ and cifar-100-python/ (default ./data); a dataset
 #                      that is missing and cannot be downloaded (offline) is skipped, with one line saying so:
 #                      its cells are dashes in the tables
-#   ONLY="NAME ..."    just these runs (names or patterns, see python -m sla_multiexpert.grid --list)
 #   PLAN=1             list the runs with a time estimate from a short probe; train nothing
-#   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
+#   ONLY="PATTERN ..."  SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
 C=sla_multiexpert/configs
@@ -22,5 +21,5 @@ else   # download what is missing, if this machine can; the grid skips the runs 
   for ds in cifar10 cifar100; do $PY -m common.data.fetch --root "$DATA" $ds || true; done
   SKIP=--skip-missing-data
 fi
-grid_then_report "sla_multiexpert.grid --preset $PRESET --data $DATA ${SKIP:-} ${ONLY:+--only $ONLY}" \
+grid_then_report "sla_multiexpert.grid --preset $PRESET --data $DATA ${SKIP:-}" \
   "sla_multiexpert.report --preset $PRESET"

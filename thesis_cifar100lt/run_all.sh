@@ -5,13 +5,13 @@
 #   MODELS="resnet50 ..."  LOSSES="ce focal ..."  TRAIN_SETS="long_tailed"   a part of the grid (default: all of it)
 #   PLAN=1                    list the runs with a time estimate from a short probe (small batch: under 4 GB
 #                             on a CPU); needs no data, trains nothing
-#   SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   seeds and workers: see common/run_all_env.sh
+#   ONLY="PATTERN ..."  SEEDS=0,1,2  LAUNCHER=local|slurm  WORKERS=N   see common/run_all_env.sh
 # Finished runs (record.json present) are skipped; interrupted ones resume.
 source "$(dirname "$0")/../common/run_all_env.sh"
 check_preset thesis_cifar100lt/configs/base.yaml
 SELECT="${MODELS:+--models $MODELS} ${LOSSES:+--losses $LOSSES} ${TRAIN_SETS:+--train-sets $TRAIN_SETS}"   # default: all
 if [ -n "${PLAN:-}" ]; then
-  exec $PY -m thesis_cifar100lt.grid --preset "$PRESET" --plan $SELECT
+  exec $PY -m thesis_cifar100lt.grid --preset "$PRESET" --plan $SELECT ${ONLY:+--only $ONLY}
 fi
 DATA=${LTREPRO_DATA:-data}
 
