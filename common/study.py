@@ -149,9 +149,10 @@ def grid_main(study: Study, argv=None) -> None:
             if not jobs:
                 sys.exit("error: nothing to train: the dataset of every selected run is missing")
         preflight_weights([j.config for j in jobs], hint)
-        own_seed = study.own_seed(args.preset, args)
+        own_seed = every[0].config.train.seed        # --set cannot change it beside --seeds (seed_plan refuses)
         for root, seed_cli in seed_plan(out, args.preset, args.seeds, own_seed, cli):
-            selected = [j for j in study.jobs(args.preset, root, seed_cli, args) if j.name in names]
+            same = (root, seed_cli) == (out / args.preset, cli)        # the runs resolved above
+            selected = jobs if same else [j for j in study.jobs(args.preset, root, seed_cli, args) if j.name in names]
             study.train(GridPass(study, args.preset, root, seed_cli, selected, args))
             for name in (n for n in study.derived if n in names):
                 print(f"== {root.name}/{name}", flush=True)
@@ -164,15 +165,12 @@ def with_data(jobs: list[Job], data_root) -> list[Job]:
     """The jobs whose dataset's files are in ``data_root``; one line for each dataset that is
     not there (its runs are left out; the tables show dashes for their cells)."""
     root = Path(data_root) if data_root else default_data_root()
-    kept = []
-    for ds in dict.fromkeys(j.config.data.dataset for j in jobs):
-        of_ds = [j for j in jobs if j.config.data.dataset == ds]
-        if missing_files(ds, root):
-            print(f"{ds.upper().replace('CIFAR', 'CIFAR-')} not found in {root / LAYOUTS[ds].folder} (offline?): its "
-                  f"{len(of_ds)} run(s) are skipped; the tables show dashes for them", flush=True)
-        else:
-            kept += of_ds
-    return [j for j in jobs if j in kept]
+    datasets = [j.config.data.dataset for j in jobs]
+    missing = [ds for ds in dict.fromkeys(datasets) if missing_files(ds, root)]
+    for ds in missing:
+        print(f"{ds.upper().replace('CIFAR', 'CIFAR-')} not found in {root / LAYOUTS[ds].folder} (offline?): its "
+              f"{datasets.count(ds)} run(s) are skipped; the tables show dashes for them", flush=True)
+    return [j for j, ds in zip(jobs, datasets) if ds not in missing]
 
 
 @dataclass

@@ -26,6 +26,7 @@ from common.derived import average_ensemble, stacked_ensemble
 from common.grid import Job, matching, print_plan
 from common.losses.weights import SCHEMES
 from common.models import MODELS
+from common.runstore import read_record
 from common.study import GridPass, Study, grid_main
 
 HERE = Path(__file__).parent
@@ -194,7 +195,7 @@ def run_grid(p: GridPass) -> None:
         paths = {j.name: j.out_dir / "record.json" for j in jobs}
         if not all(p.exists() for p in paths.values()):
             return None
-        return {name: json.loads(p.read_text()) for name, p in paths.items()}
+        return {name: read_record(p) for name, p in paths.items()}
 
     sweep = sweep_jobs(preset, out, plan, cli)
     train(sweep)
