@@ -198,7 +198,7 @@ class TrainConfig(Section):
     amp: bool = True
     """bf16 autocast where the hardware runs it natively (CUDA; CPUs with AMX-BF16 / AVX-512-BF16), else fp32"""
     channels_last: bool = True
-    """channels_last tensors, with amp's rule (and on every CUDA device)"""
+    """channels_last tensors (a layout: used on every device, in fp32 as in bf16)"""
     compile: bool = False
     """torch.compile each top-level block of the model (opt-in: compiling takes about a minute on a CPU and needs a C++ compiler there)"""
     seed: int = 0

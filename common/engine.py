@@ -1,8 +1,8 @@
 """One training loop for every study.
 
 ``fit`` trains with SGD or Adam under a per-epoch learning-rate schedule (linear warm-up,
-then step / multi-step / cosine / constant), bf16 autocast and channels_last where the hardware
-runs them natively (CUDA, CPUs with AMX / AVX-512-BF16; see :mod:`common.precision`), a tqdm
+then step / multi-step / cosine / constant), channels_last, bf16 autocast where the hardware
+runs it natively (CUDA, CPUs with AMX / AVX-512-BF16; see :mod:`common.precision`), a tqdm
 bar, a JSON-lines log, a checkpoint every epoch (``last.pt``, resumed automatically) and
 optionally the best-on-validation one (``best.pt``); checkpoints hold tensors and plain data
 only and load with ``weights_only=True``. A study changes what one step computes
