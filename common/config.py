@@ -294,18 +294,35 @@ def parse_overrides(items) -> dict:
 
 def read_config_file(path) -> tuple[dict, dict]:
     """``(base, presets)`` of a config file, both plain mappings. ``extends: OTHER.yaml`` (beside
-    it) starts from that file: its sections and presets, with this file's merged over them. A file
-    is parsed once per process (until it changes); each call gets its own copy."""
+    it) starts from that file: its sections and presets, with this file's merged over them. Each
+    file is parsed once per process (until it changes); each call gets its own copy."""
     path = Path(path)
+    raw, presets, parent = copy.deepcopy(_parsed_config_file(path, _mtime(path)))
+    if parent is not None:
+        base, inherited = read_config_file(path.parent / parent)
+        raw = deep_merge(base, raw)
+        presets = {name: deep_merge(inherited.get(name, {}), presets.get(name)) for name in {**inherited, **presets}}
+    return raw, presets
+
+
+def config_version(path) -> tuple:
+    """What identifies the contents of ``path`` and of every file it ``extends``: a cache key
+    that changes when any of them does."""
+    path = Path(path)
+    parent = _parsed_config_file(path, stamp := _mtime(path))[2]
+    return ((str(path), stamp),) + (config_version(path.parent / parent) if parent is not None else ())
+
+
+def _mtime(path: Path) -> int:
     try:
-        stamp = path.stat().st_mtime_ns
+        return path.stat().st_mtime_ns
     except OSError as err:
         raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
-    return copy.deepcopy(_parsed_config_file(path, stamp))
 
 
 @functools.lru_cache(maxsize=None)
-def _parsed_config_file(path: Path, stamp: int) -> tuple[dict, dict]:
+def _parsed_config_file(path: Path, stamp: int) -> tuple[dict, dict, str | None]:
+    """One file's own sections, presets and ``extends`` target, before any merging."""
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as err:
@@ -317,11 +334,8 @@ def _parsed_config_file(path: Path, stamp: int) -> tuple[dict, dict]:
     presets = raw.pop("presets", None) or {}
     if not isinstance(presets, dict) or not all(isinstance(p, dict) for p in presets.values()):
         raise ConfigError(f"{path}: presets must map each preset name to a partial config")
-    if "extends" in raw:
-        base, inherited = read_config_file(path.parent / raw.pop("extends"))
-        raw = deep_merge(base, raw)
-        presets = {name: deep_merge(inherited.get(name, {}), presets.get(name)) for name in {**inherited, **presets}}
-    return raw, presets
+    parent = raw.pop("extends", None)
+    return raw, presets, parent
 
 
 def preset_names(*paths) -> list[str]:
@@ -343,7 +357,7 @@ def load_config(path, preset: str | None = None, overrides: dict | None = None, 
     """The validated config of ``path`` under ``preset``, with a grid's ``overrides`` and the
     command line's ``cli`` (``--set``) on top. Every preset of the file is checked as well."""
     base, presets = read_config_file(path)
-    _check_other_presets(Path(path), Path(path).stat().st_mtime_ns, preset)
+    _check_other_presets(Path(path), config_version(path), preset)
     layers = [(str(path), base)]
     if preset is not None:
         check_preset(preset, list(presets), str(path))
@@ -358,9 +372,9 @@ def load_config(path, preset: str | None = None, overrides: dict | None = None, 
 
 
 @functools.lru_cache(maxsize=None)
-def _check_other_presets(path: Path, stamp: int, preset: str | None) -> None:
-    """Every preset of ``path`` but ``preset`` validates (once per process and file version: a
-    grid resolves a file for each of its runs)."""
+def _check_other_presets(path: Path, version: tuple, preset: str | None) -> None:
+    """Every preset of ``path`` but ``preset`` validates (once per process and ``version`` of the
+    file and its parents: a grid resolves a file for each of its runs)."""
     base, presets = read_config_file(path)
     for name, partial in presets.items():
         if name != preset:

@@ -124,3 +124,20 @@ def test_set_syntax_errors():
             parse_overrides(bad)
     assert parse_overrides(["train.epochs=5", "model.pretrained=false"]) == {"train": {"epochs": 5},
                                                                             "model": {"pretrained": False}}
+
+
+def test_a_config_is_reread_when_the_file_it_extends_changes(tmp_path):
+    import os
+
+    parent, child = tmp_path / "base.yaml", tmp_path / "run.yaml"
+    parent.write_text("data: {dataset: cifar10}\nmodel: {name: resnet32}\ntrain: {epochs: 3}\n"
+                      "presets: {smoke: {train: {epochs: 1}}}\n")
+    child.write_text("extends: base.yaml\nloss: {name: ce}\n")
+    assert load_config(child, "smoke").train.epochs == 1
+    parent.write_text(parent.read_text().replace("epochs: 1", "epochs: 2"))
+    os.utime(parent, ns=(parent.stat().st_atime_ns, parent.stat().st_mtime_ns + 10**9))   # a later version
+    assert load_config(child, "smoke").train.epochs == 2
+    parent.write_text(parent.read_text().replace("epochs: 3", "epoch: 3"))              # a typo in the parent
+    os.utime(parent, ns=(parent.stat().st_atime_ns, parent.stat().st_mtime_ns + 2 * 10**9))
+    with pytest.raises(ConfigError, match="epoch"):
+        load_config(child, "smoke")
