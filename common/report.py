@@ -72,14 +72,16 @@ def budget_label(record: dict) -> str:
 
 
 def _device(record: dict) -> str:
-    """``cpu (Intel(R) Xeon(R) ..., bf16)`` / ``cuda (NVIDIA H200, bf16)``; records written before
-    the processor and numerics were kept say what they kept."""
+    """``cpu (Intel(R) Xeon(R) ..., bf16)`` / ``cuda (NVIDIA H200, bf16)``; ``cpu (AMD EPYC)`` for
+    a record that trained nothing (a post-hoc row) or was written before numerics were kept;
+    records written before the processor was kept say what they kept."""
     env = record.get("environment", {})
-    kind, name = env.get("device"), env.get("device_name", env.get("device"))
+    kind, name = env.get("device"), env.get("device_name")
+    if name in (None, kind):
+        return kind
     numerics = record.get("numerics")
-    if numerics is None:
-        return name
-    return f"{kind} ({name}, {'bf16' if numerics.get('bf16') else 'fp32'})"
+    precision = "" if numerics is None else f", {'bf16' if numerics.get('bf16') else 'fp32'}"
+    return f"{kind} ({name}{precision})"
 
 
 def model_lines(records) -> list[str]:

@@ -137,3 +137,5 @@ def test_paper_protocol_runs_say_so_with_their_data_device_and_precision():
     assert footer.startswith("preset paper: paper protocol. Data: reconstructed cifar10") and "Device: cpu (" in footer
     older = {**record, "numerics": None, "environment": {"device": "cpu", "device_name": "cpu"}}
     assert "device=cpu," in budget_label(older)
+    post_hoc = {**record, "numerics": None, "environment": {"device": "cpu", "device_name": "AMD EPYC"}}
+    assert "device=cpu (AMD EPYC)," in budget_label(post_hoc)             # trained nothing: no precision
