@@ -292,14 +292,16 @@ def parse_overrides(items) -> dict:
     return overrides
 
 
-def read_config_file(path) -> tuple[dict, dict]:
+def read_config_file(path, _children: tuple = ()) -> tuple[dict, dict]:
     """``(base, presets)`` of a config file, both plain mappings. ``extends: OTHER.yaml`` (beside
     it) starts from that file: its sections and presets, with this file's merged over them. Each
     file is parsed once per process (until it changes); each call gets its own copy."""
     path = Path(path)
+    if path.resolve() in _children:
+        raise ConfigError(f"{path}: 'extends' goes round in a circle: {' -> '.join(map(str, _children + (path,)))}")
     raw, presets, parent = copy.deepcopy(_parsed_config_file(path, _mtime(path)))
     if parent is not None:
-        base, inherited = read_config_file(path.parent / parent)
+        base, inherited = read_config_file(path.parent / parent, _children + (path.resolve(),))
         raw = deep_merge(base, raw)
         presets = {name: deep_merge(inherited.get(name, {}), presets.get(name)) for name in {**inherited, **presets}}
     return raw, presets
@@ -335,6 +337,8 @@ def _parsed_config_file(path: Path, stamp: int) -> tuple[dict, dict, str | None]
     if not isinstance(presets, dict) or not all(isinstance(p, dict) for p in presets.values()):
         raise ConfigError(f"{path}: presets must map each preset name to a partial config")
     parent = raw.pop("extends", None)
+    if parent is not None and not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends names one config file beside it, got {parent!r}")
     return raw, presets, parent
 
 

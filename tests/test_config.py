@@ -141,3 +141,13 @@ def test_a_config_is_reread_when_the_file_it_extends_changes(tmp_path):
     os.utime(parent, ns=(parent.stat().st_atime_ns, parent.stat().st_mtime_ns + 2 * 10**9))
     with pytest.raises(ConfigError, match="epoch"):
         load_config(child, "smoke")
+
+
+def test_extends_in_a_circle_or_not_a_file_name_is_a_config_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nmodel: {name: resnet32}\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\ndata: {dataset: cifar10}\n")
+    with pytest.raises(ConfigError, match="circle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="extends names one config file"):
+        load_config(tmp_path / "c.yaml")
