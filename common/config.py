@@ -292,27 +292,38 @@ def parse_overrides(items) -> dict:
     return overrides
 
 
-def read_config_file(path, _children: tuple = ()) -> tuple[dict, dict]:
+def read_config_file(path) -> tuple[dict, dict]:
     """``(base, presets)`` of a config file, both plain mappings. ``extends: OTHER.yaml`` (beside
     it) starts from that file: its sections and presets, with this file's merged over them. Each
     file is parsed once per process (until it changes); each call gets its own copy."""
-    path = Path(path)
-    if path.resolve() in _children:
-        raise ConfigError(f"{path}: 'extends' goes round in a circle: {' -> '.join(map(str, _children + (path,)))}")
-    raw, presets, parent = copy.deepcopy(_parsed_config_file(path, _mtime(path)))
-    if parent is not None:
-        base, inherited = read_config_file(path.parent / parent, _children + (path.resolve(),))
-        raw = deep_merge(base, raw)
-        presets = {name: deep_merge(inherited.get(name, {}), presets.get(name)) for name in {**inherited, **presets}}
-    return raw, presets
+    return copy.deepcopy(_merged_config_file(config_version(path)))
 
 
 def config_version(path) -> tuple:
-    """What identifies the contents of ``path`` and of every file it ``extends``: a cache key
-    that changes when any of them does."""
-    path = Path(path)
-    parent = _parsed_config_file(path, stamp := _mtime(path))[2]
-    return ((str(path), stamp),) + (config_version(path.parent / parent) if parent is not None else ())
+    """``((file, mtime), (the file it extends, mtime), ...)``: the chain of files behind ``path``,
+    one stat each; a cache key that changes when any of them does."""
+    chain, path = [], Path(path)
+    while True:
+        if path.resolve() in [p.resolve() for p, _ in chain]:
+            raise ConfigError(f"{chain[0][0]}: 'extends' goes round in a circle: "
+                              f"{' -> '.join(str(p) for p, _ in chain)} -> {path}")
+        stamp = _mtime(path)
+        chain.append((path, stamp))
+        parent = _parsed_config_file(path, stamp)[2]
+        if parent is None:
+            return tuple(chain)
+        path = path.parent / parent
+
+
+@functools.lru_cache(maxsize=None)
+def _merged_config_file(version: tuple) -> tuple[dict, dict]:
+    """The chain ``version`` names merged, root first: every file's sections and presets over its parent's."""
+    base, presets = {}, {}
+    for path, stamp in reversed(version):
+        raw, own_presets, _ = _parsed_config_file(path, stamp)
+        base = deep_merge(base, raw)
+        presets = {name: deep_merge(presets.get(name, {}), own_presets.get(name)) for name in {**presets, **own_presets}}
+    return base, presets
 
 
 def _mtime(path: Path) -> int:
@@ -360,8 +371,9 @@ def load_config(path, preset: str | None = None, overrides: dict | None = None, 
                 ) -> ExperimentConfig:
     """The validated config of ``path`` under ``preset``, with a grid's ``overrides`` and the
     command line's ``cli`` (``--set``) on top. Every preset of the file is checked as well."""
-    base, presets = read_config_file(path)
-    _check_other_presets(Path(path), config_version(path), preset)
+    version = config_version(path)
+    base, presets = copy.deepcopy(_merged_config_file(version))
+    _check_other_presets(Path(path), version, preset)
     layers = [(str(path), base)]
     if preset is not None:
         check_preset(preset, list(presets), str(path))
@@ -379,7 +391,7 @@ def load_config(path, preset: str | None = None, overrides: dict | None = None, 
 def _check_other_presets(path: Path, version: tuple, preset: str | None) -> None:
     """Every preset of ``path`` but ``preset`` validates (once per process and ``version`` of the
     file and its parents: a grid resolves a file for each of its runs)."""
-    base, presets = read_config_file(path)
+    base, presets = _merged_config_file(version)
     for name, partial in presets.items():
         if name != preset:
             validate_config(deep_merge(base, partial), [(f"{path} (presets.{name})", partial), (str(path), base)])
