@@ -246,15 +246,25 @@ def print_plan(preset: str, jobs: list[Job], device, probe: Callable = probe_mod
 
 # what a finished run keeps in a study's results folder (its weights and checkpoints stay where it trained)
 KEPT_FILES = ("record.json", "log.jsonl", "config.yaml", "predictions.npz")
+GRID_FILES = ("chosen.json",)      # written by a grid at its root (ee443: each dataset's sweep choice)
 
 
 def copy_finished(src: Path, dst: Path, preset: str | None = None) -> list[str]:
     """Copy the kept files of every run under ``src`` that has finished (``record.json``) to the
     same place under ``dst`` (only ``src/<preset>`` and its seed folders when ``preset`` is
     given), unless ``dst`` holds that very run or one finished later; returns the runs copied.
+    A grid root's own files (``GRID_FILES``) come along where newer than ``dst``'s.
     For grids trained outside the checkout (``OUT=DIR bash STUDY/run_all.sh``)."""
     import shutil
 
+    for grid_file in (f for name in GRID_FILES for f in sorted(Path(src).glob(f"*/{name}"))):
+        root = grid_file.parent.name
+        target = Path(dst) / root / grid_file.name
+        if preset is not None and root != preset and not root.startswith(f"{preset}@seed"):
+            continue
+        if not target.exists() or target.stat().st_mtime < grid_file.stat().st_mtime:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(grid_file, target)
     copied = []
     for record in sorted(Path(src).rglob("record.json")):
         run = record.parent.relative_to(src)

@@ -122,3 +122,17 @@ def test_copy_finished_brings_records_not_checkpoints(tmp_path):
     _finished_run(src / "smoke" / "c", "run-c")
     grid_main(["copy-finished", str(src), str(dst), "--preset", "paper"])   # another preset's run stays out
     assert not (dst / "smoke").exists()
+
+
+def test_copy_finished_brings_the_grids_own_files(tmp_path):
+    from common.grid import main as grid_main
+
+    src, dst = tmp_path / "elsewhere", tmp_path / "results"
+    _finished_run(src / "paper" / "a", "run-a")
+    (src / "paper" / "chosen.json").write_text('{"lt": {"lr": 0.1}}')
+    (src / "paper" / "notes.txt").write_text("not a grid file")
+    _finished_run(src / "smoke" / "c", "run-c")
+    (src / "smoke" / "chosen.json").write_text("{}")
+    grid_main(["copy-finished", str(src), str(dst), "--preset", "paper"])
+    assert (dst / "paper" / "chosen.json").read_text() == '{"lt": {"lr": 0.1}}'
+    assert not (dst / "paper" / "notes.txt").exists() and not (dst / "smoke").exists()
