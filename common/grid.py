@@ -257,10 +257,12 @@ def copy_finished(src: Path, dst: Path, preset: str | None = None) -> list[str]:
     For grids trained outside the checkout (``OUT=DIR bash STUDY/run_all.sh``)."""
     import shutil
 
+    def wanted(root: str) -> bool:          # a grid root (top folder) that --preset selects
+        return preset is None or root == preset or root.startswith(f"{preset}@seed")
+
     for grid_file in (f for name in GRID_FILES for f in sorted(Path(src).glob(f"*/{name}"))):
-        root = grid_file.parent.name
-        target = Path(dst) / root / grid_file.name
-        if preset is not None and root != preset and not root.startswith(f"{preset}@seed"):
+        target = Path(dst) / grid_file.parent.name / grid_file.name
+        if not wanted(grid_file.parent.name):
             continue
         if not target.exists() or target.stat().st_mtime < grid_file.stat().st_mtime:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -268,7 +270,7 @@ def copy_finished(src: Path, dst: Path, preset: str | None = None) -> list[str]:
     copied = []
     for record in sorted(Path(src).rglob("record.json")):
         run = record.parent.relative_to(src)
-        if preset is not None and run.parts[0] != preset and not run.parts[0].startswith(f"{preset}@seed"):
+        if not wanted(run.parts[0]):
             continue
         target = Path(dst) / run
         try:
