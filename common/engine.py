@@ -247,13 +247,26 @@ def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progr
     return mean, seen
 
 
+RESUME_NUMERICS = "LTREPRO_RESUME_NUMERICS"    # native (default) | checkpoint
+
+
 def run_numerics(out_dir, device: torch.device, cfg: TrainConfig) -> Numerics:
-    """The numerics a run in ``out_dir`` trains in: those its ``last.pt`` was written in (a
-    resumed run goes on as it started), else :func:`common.precision.choose_numerics`."""
+    """The numerics a run in ``out_dir`` trains in on this machine (:func:`resumed_numerics`)."""
     last = Path(out_dir) / "last.pt"
-    if last.exists():
-        return checkpoint_numerics(load_checkpoint(last), last, device, cfg)
-    return choose_numerics(device, cfg)
+    saved = checkpoint_numerics(load_checkpoint(last), last, device, cfg) if last.exists() else None
+    return resumed_numerics(saved, device, cfg)
+
+
+def resumed_numerics(saved: Numerics | None, device: torch.device, cfg: TrainConfig) -> Numerics:
+    """What this machine runs natively (:func:`common.precision.choose_numerics`), also for a run
+    resumed from a ``last.pt`` written in other numerics: weights and optimiser state are fp32
+    under autocast either way, so the state carries over exactly, and the log says which epochs
+    ran in which. ``LTREPRO_RESUME_NUMERICS=checkpoint`` keeps the checkpoint's (``saved``)."""
+    choice = os.environ.get(RESUME_NUMERICS, "native")
+    if choice not in ("native", "checkpoint"):
+        raise CheckpointError(f"{RESUME_NUMERICS}={choice!r}: expected 'native' (this machine's numerics) or "
+                              f"'checkpoint' (those the run's last.pt was written in)")
+    return saved if saved is not None and choice == "checkpoint" else choose_numerics(device, cfg)
 
 
 def checkpoint_numerics(ckpt: dict, path: Path, device: torch.device, cfg: TrainConfig) -> Numerics:
@@ -281,7 +294,8 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     (``loss.set_epoch`` style). Returns the per-epoch log. With ``cfg.select_best`` the model
     ends holding the best validation checkpoint. ``run_config`` (default: ``cfg``) is stored
     in ``last.pt``; a ``last.pt`` stored under another config is refused, never resumed.
-    ``numerics`` (default: :func:`run_numerics`) must be those of ``last.pt`` when resuming.
+    ``numerics`` (default: :func:`resumed_numerics`) may differ from those of ``last.pt``: every
+    logged epoch names the numerics and device it ran in (:func:`training_segments`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -292,13 +306,11 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     if ckpt is not None:
         _check_same_run(ckpt, run_config, last)
     started_in = checkpoint_numerics(ckpt, last, device, cfg) if ckpt is not None else None
-    numerics = numerics or started_in or choose_numerics(device, cfg)
-    if started_in is not None and started_in != numerics:
-        raise CheckpointError(f"{last} was written in {started_in.describe()}, not {numerics.describe()}: a run "
-                              f"resumes in the numerics it started in")
+    numerics = numerics or resumed_numerics(started_in, device, cfg)
     apply_numerics(model, numerics)
+    where = device_label(device)
     if progress:
-        print(f"training in {numerics.describe()} on {device}", flush=True)
+        print(f"training in {numerics.describe()} on {where}", flush=True)
     if classifier_only:
         from .models import freeze_backbone
         freeze_backbone(model)
@@ -308,10 +320,12 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        start, best_acc, history = ckpt["epoch"] + 1, ckpt["best_acc"], ckpt["history"]
+        start, best_acc = ckpt["epoch"] + 1, ckpt["best_acc"]
+        history = with_provenance(ckpt["history"], started_in)
         _set_rng_state(ckpt["rng"])
         if start < cfg.epochs and progress:
-            print(f"resuming {out_dir} from epoch {start}/{cfg.epochs}")
+            print(f"resuming {out_dir} from epoch {start}/{cfg.epochs}"
+                  + (f" (epochs 1-{start} ran in {started_in.describe()})" if started_in != numerics else ""))
     else:
         best_path.unlink(missing_ok=True)   # left by a run that died before its first checkpoint
     _write_log(out_dir / log_name, history)  # the log holds exactly the checkpointed epochs
@@ -329,7 +343,7 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         mean_loss, seen = _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress,
                                        numerics.bf16)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": mean_loss,
-               "images_per_s": seen / max(time.time() - t0, 1e-9)}
+               "images_per_s": seen / max(time.time() - t0, 1e-9), "numerics": numerics.describe(), "device": where}
         is_last = epoch + 1 == cfg.epochs
         if validate is not None and ((epoch + 1) % cfg.eval_every == 0 or is_last):
             row.update({f"val_{k}": v for k, v in validate(model).items() if isinstance(v, (int, float))})
@@ -348,12 +362,35 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
                 board.add_scalar(key, value, epoch + 1)
         board.flush()
         if progress:
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                           if isinstance(v, (int, float))))
 
     board.close()
     if cfg.select_best and best_path.exists():
         model.load_state_dict(load_checkpoint(best_path)["model"])
     return history
+
+
+def with_provenance(history: list[dict], numerics: Numerics) -> list[dict]:
+    """``history`` with every epoch naming its numerics and device; epochs logged before they
+    were kept ran in the checkpoint's ``numerics`` (a run then resumed only in those) on a
+    device nobody recorded (None)."""
+    return [row if "numerics" in row else {**row, "numerics": numerics.describe(), "device": None}
+            for row in history]
+
+
+def training_segments(history: list[dict]) -> list[dict]:
+    """The runs of consecutive epochs trained in the same numerics on the same device, as
+    ``{"epochs": [first, last], "numerics": ..., "device": ...}``: one for a run trained in one
+    go, more for one resumed on other machines. Epochs from before this was logged have None."""
+    segments = []
+    for row in history:
+        where = {"numerics": row.get("numerics"), "device": row.get("device")}
+        if segments and all(segments[-1][k] == v for k, v in where.items()):
+            segments[-1]["epochs"][1] = row["epoch"]
+        else:
+            segments.append({"epochs": [row["epoch"], row["epoch"]], **where})
+    return segments
 
 
 def _board(out_dir: Path, log_name: str, purge_step: int):
@@ -390,6 +427,12 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "cpu"
+
+
+def device_label(device: torch.device) -> str:
+    """``cpu (Intel(R) Xeon(R) Processor)`` / ``cuda (NVIDIA H100 80GB HBM3)``: the machine behind an epoch."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return f"{device.type} ({name})"
 
 
 def environment() -> dict:

@@ -24,7 +24,7 @@ from .config import (ConfigError, ExperimentConfig, config_hash, config_record, 
 from .data.provenance import data_provenance
 from .datasets import build_datasets, indices_hash, num_classes_of, transforms_from_config
 from .engine import (CheckpointError, NonFiniteLossError, default_device, feature_step, fit, load_checkpoint,
-                     make_step, now, predict, run_numerics, save_atomic, seed_everything)
+                     make_step, now, predict, run_numerics, save_atomic, seed_everything, training_segments)
 from .evaluation import evaluate_tests, frozen_features
 from .losses import build_loss, sigmoid_bias_init
 from .methods import get_method
@@ -184,7 +184,7 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
                  epochs=tcfg.epochs, data=data_provenance(cfg.data.dataset, root), data_root=str(root),
                  train_counts=ds["train_counts"], group_counts=ds["group_counts"], classes=ds["classes"],
                  train_indices_sha256=indices_hash(ds["train_indices"]),
-                 history=history, parent=parent, numerics=numerics.record(),
+                 history=history, segments=training_segments(history), parent=parent, numerics=numerics.record(),
                  pretrained_weights=pretrained_source(mcfg.name) if mcfg.pretrained else None)
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)

@@ -74,14 +74,26 @@ def budget_label(record: dict) -> str:
 def _device(record: dict) -> str:
     """``cpu (Intel(R) Xeon(R) ..., bf16)`` / ``cuda (NVIDIA H200, bf16)``; ``cpu (AMD EPYC)`` for
     a record that trained nothing (a post-hoc row) or was written before numerics were kept;
-    records written before the processor was kept say what they kept."""
+    records written before the processor was kept say what they kept. A run trained in parts
+    (resumed on other machines) names each part, and "mixed numerics" where they differ."""
     env = record.get("environment", {})
     kind, name = env.get("device"), env.get("device_name")
+    segments = record.get("segments") or []
+    if len(segments) > 1:
+        mixed = "mixed numerics: " if len({s["numerics"] for s in segments}) > 1 else ""
+        return f"{kind} ({mixed}" + ", ".join(map(_segment, segments)) + ")"
     if name in (None, kind):
         return kind
     numerics = record.get("numerics")
     precision = "" if numerics is None else f", {'bf16' if numerics.get('bf16') else 'fp32'}"
     return f"{kind} ({name}{precision})"
+
+
+def _segment(segment: dict) -> str:
+    """``epochs 1-117 bf16 on cpu (Intel(R) Xeon(R) Processor)``."""
+    first, last = segment["epochs"]
+    precision = "bf16" if segment["numerics"].startswith("bf16") else "fp32"
+    return f"epochs {first}-{last} {precision} on {segment['device'] or 'an unrecorded machine'}"
 
 
 def model_lines(records) -> list[str]:

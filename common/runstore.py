@@ -52,7 +52,8 @@ class RunRecord(BaseModel):
     group_counts: list[int] | None = None       # per-class counts that define many / medium / few
     train_indices_sha256: str | None = None
     history: list[dict] | None = None           # one entry per epoch, as log.jsonl
-    numerics: dict | None = None                # precision and memory format the run trained with
+    numerics: dict | None = None                # precision and memory format of its last epoch
+    segments: list[dict] | None = None          # epoch ranges per numerics and device (common.engine.training_segments)
     pretrained_weights: dict | None = None      # where pretrained weights came from
     parent: dict | None = None                  # the run it started from (model.init_from) and its run_id
     sources: dict | None = None                 # a derived run's source runs and their run_ids

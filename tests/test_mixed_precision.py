@@ -1,6 +1,6 @@
 """bf16 autocast and channels_last on a CPU (the path CUDA runs too): runs train in them where
 the CPU has native bf16, stay in fp32 where it has not, record which, and resume in the
-precision they started in."""
+precision of the machine they resume on, logging which epochs ran in which."""
 import math
 
 import numpy as np
@@ -9,7 +9,8 @@ import torch
 
 from common import precision
 from common.config import TrainConfig
-from common.engine import CheckpointError, fit, load_checkpoint, make_step
+from common.engine import (RESUME_NUMERICS, CheckpointError, fit, load_checkpoint, make_step, run_numerics,
+                           training_segments)
 from common.experiment import run_experiment
 from common.runstore import load_predictions
 
@@ -98,7 +99,7 @@ def _stopped_after_one_epoch(model, images, labels, step, cfg, out_dir):
         fit(model, _loader(images, labels), cfg, out_dir, step=interrupted, progress=False)
 
 
-def test_weights_change_and_resume_keeps_the_checkpoints_precision(tmp_path, cpu_bf16):
+def test_a_run_resumed_where_bf16_is_missing_goes_on_in_fp32_and_logs_both(tmp_path, cpu_bf16):
     cfg = TrainConfig(epochs=2, lr=0.05, milestones=[])
     cpu_bf16(True)
     model, images, labels, step = _tiny_fit_setup()
@@ -107,27 +108,60 @@ def test_weights_change_and_resume_keeps_the_checkpoints_precision(tmp_path, cpu
     assert load_checkpoint(tmp_path / "last.pt")["numerics"] == BF16
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
-    cpu_bf16(False)                     # the machine changed: the run still goes on in bf16
+    cpu_bf16(False)                     # the machine changed: the run goes on in this one's numerics
     model_b, images, labels, step_b = _tiny_fit_setup(seed=1)
     history = fit(model_b, _loader(images, labels), cfg, tmp_path, step=step_b, progress=False)
     assert [row["epoch"] for row in history] == [1, 2]
-    assert load_checkpoint(tmp_path / "last.pt")["numerics"] == BF16
+    assert load_checkpoint(tmp_path / "last.pt")["numerics"] == FP32
     assert model_b.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    segments = training_segments(history)
+    assert [s["epochs"] for s in segments] == [[1, 1], [2, 2]]
+    assert [s["numerics"].split(",")[0] for s in segments] == ["bf16 autocast", "fp32"]
+    assert all(s["device"].startswith("cpu (") for s in segments)
 
-    with pytest.raises(CheckpointError, match="resumes in the numerics it started in"):
-        fit(_tiny_fit_setup()[0], _loader(images, labels), TrainConfig(epochs=3, lr=0.05, milestones=[]), tmp_path,
-            step=step_b, progress=False, numerics=precision.Numerics(**FP32), run_config=cfg.model_dump(mode="json"))
 
-
-def test_fp32_checkpoint_resumes_in_fp32_on_a_bf16_cpu(tmp_path, cpu_bf16):
+def test_resume_numerics_checkpoint_keeps_the_checkpoints_and_a_wrong_value_is_refused(tmp_path, cpu_bf16, monkeypatch):
     cfg = TrainConfig(epochs=2, lr=0.05, milestones=[])
     cpu_bf16(False)
     _stopped_after_one_epoch(*_tiny_fit_setup(), cfg, tmp_path)
     cpu_bf16(True)
+    monkeypatch.setenv(RESUME_NUMERICS, "checkpoint")
     model_b, images, labels, step_b = _tiny_fit_setup(seed=1)
-    fit(model_b, _loader(images, labels), cfg, tmp_path, step=step_b, progress=False)
+    history = fit(model_b, _loader(images, labels), cfg, tmp_path, step=step_b, progress=False)
     assert load_checkpoint(tmp_path / "last.pt")["numerics"] == FP32
-    assert model_b.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert len(training_segments(history)) == 1
+    monkeypatch.setenv(RESUME_NUMERICS, "bf16")
+    with pytest.raises(CheckpointError, match="expected 'native'"):
+        run_numerics(tmp_path, torch.device("cpu"), cfg)
+
+
+def test_a_record_of_a_run_trained_in_two_numerics_says_mixed_numerics(tiny_root, tmp_path, cpu_bf16):
+    from common.experiment import default_step
+    from common.report import budget_label
+    from sla_multiexpert.grid import run_config, runs
+
+    run = next(r for r in runs("smoke") if r.name == "cifar10_r100__ce")
+    cfg = run_config(run, "smoke")
+
+    def stops_at_epoch_two(ctx):
+        step, hooks = default_step(ctx)
+
+        def interrupted(m, x, y, i, epoch):
+            if epoch == 1:
+                raise KeyboardInterrupt
+            return step(m, x, y, i, epoch)
+        return interrupted, hooks
+
+    cpu_bf16(False)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "run", tiny_root, progress=False, build_step=stops_at_epoch_two)
+    cpu_bf16(True)
+    rec = run_experiment(cfg, tmp_path / "run", tiny_root, progress=False)
+    assert [(s["epochs"], s["numerics"].split(",")[0]) for s in rec["segments"]] == \
+        [([1, 1], "fp32"), ([2, 2], "bf16 autocast")]
+    assert rec["numerics"] == BF16
+    label = budget_label(rec)
+    assert "mixed numerics: epochs 1-1 fp32 on cpu (" in label and ", epochs 2-2 bf16 on cpu (" in label
 
 
 def test_checkpoint_of_an_older_schema_resumes(tmp_path):
@@ -180,15 +214,21 @@ def test_compile_is_regional_and_keeps_the_state_dict(monkeypatch):
     assert list(model.state_dict()) == keys
 
 
-def test_a_checkpoint_from_before_numerics_were_kept_resumes_as_it_ran(tmp_path, cpu_bf16):
-    """Before this rule a CPU run trained in fp32: its last.pt (no 'numerics') goes on in fp32."""
+def test_a_checkpoint_from_before_numerics_were_kept_names_what_its_epochs_ran_in(tmp_path, cpu_bf16):
+    """Before numerics were kept a CPU run trained in fp32: its last.pt (no 'numerics', no
+    per-epoch provenance) goes on in this machine's numerics, its earlier epochs logged as fp32
+    on an unrecorded device."""
     cfg = TrainConfig(epochs=2, lr=0.05, milestones=[])
     cpu_bf16(False)
     _stopped_after_one_epoch(*_tiny_fit_setup(), cfg, tmp_path)
     ckpt = load_checkpoint(tmp_path / "last.pt")
     del ckpt["numerics"]
+    ckpt["history"] = [{k: v for k, v in row.items() if k not in ("numerics", "device")} for row in ckpt["history"]]
     torch.save(ckpt, tmp_path / "last.pt")
     cpu_bf16(True)
     model_b, images, labels, step_b = _tiny_fit_setup(seed=1)
-    fit(model_b, _loader(images, labels), cfg, tmp_path, step=step_b, progress=False)
-    assert load_checkpoint(tmp_path / "last.pt")["numerics"] == {"bf16": False, "channels_last": False, "compiled": False}
+    history = fit(model_b, _loader(images, labels), cfg, tmp_path, step=step_b, progress=False)
+    assert load_checkpoint(tmp_path / "last.pt")["numerics"] == BF16
+    first, second = training_segments(history)
+    assert first == {"epochs": [1, 1], "numerics": "fp32, contiguous, eager", "device": None}
+    assert second["numerics"].startswith("bf16 autocast") and second["device"].startswith("cpu (")
