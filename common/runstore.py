@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import uuid
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from .config import (ConfigError, ExperimentConfig, config_diff, config_hash, co
 from .datasets import num_classes_of
 from .engine import CheckpointError, environment, load_checkpoint, now
 from .models import LearnableWeightScaling, build_model
+from .precision import Numerics
 
 RECORD, PREDICTIONS = "record.json", "predictions.npz"
 
@@ -225,20 +227,70 @@ def prepare_folder(out_dir: Path) -> None:
                                       f"pass another --out or fix its permissions") from err
 
 
+CLAIM, CLAIM_OWNER = "claim.lock", "claim.owner"
+
+
 @contextmanager
 def claim(out_dir: Path, wait: bool = False):
-    """Hold the run's claim (``claim.lock``) while the block runs. Without ``wait`` a claim held
-    by another process raises :class:`RunClaimedError`; a dead process's claim is free (the
-    operating system drops its lock)."""
-    lock = FileLock(out_dir / "claim.lock")
+    """Hold the run's claim (``claim.lock``) while the block runs, naming this host and process in
+    ``claim.owner`` (:func:`claim_owner`). Without ``wait`` a claim held by another process raises
+    :class:`RunClaimedError`; a dead process's claim is free (the operating system drops its lock)."""
+    lock = FileLock(out_dir / CLAIM)
     try:
         lock.acquire(timeout=-1 if wait else 0)
     except Timeout:
         raise RunClaimedError(f"{out_dir} is being trained by another process") from None
+    owner = out_dir / CLAIM_OWNER
     try:
+        owner.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": now()}))
         yield
     finally:
+        owner.unlink(missing_ok=True)
         lock.release()
+
+
+def claim_owner(out_dir: Path) -> dict | None:
+    """``{"host", "pid", "since"}`` of the process holding the run's claim (``{}`` if it wrote none),
+    None when nobody holds it."""
+    path = Path(out_dir) / CLAIM
+    if not path.exists():          # never claimed (and --list creates no lock files)
+        return None
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            return json.loads((Path(out_dir) / CLAIM_OWNER).read_text())
+        except (OSError, ValueError):     # a claim taken before owners were written
+            return {}
+    lock.release()
+    return None
+
+
+def run_state(run_dir: Path, cfg: ExperimentConfig | None = None) -> str:
+    """One line on where a run stands: finished (its top-1), finished under another config than
+    ``cfg`` (stale), at epoch k of N (and the numerics its ``last.pt`` was written in), claimed by
+    another process (host, pid), or not started."""
+    run_dir = Path(run_dir)
+    if (run_dir / RECORD).exists():
+        try:
+            record = finished_record(run_dir, cfg) if cfg is not None else read_record(run_dir / RECORD)
+        except StaleRunError:
+            return "finished under another config (stale)"
+        except DamagedRecordError:
+            return "damaged record.json"
+        metrics = next(iter(record["metrics"].values()), {})
+        return f"finished (top-1 {100 * metrics['accuracy']:.2f})" if "accuracy" in metrics else "finished"
+    states, owner = [], claim_owner(run_dir)
+    if (run_dir / "last.pt").exists():
+        ckpt = load_checkpoint(run_dir / "last.pt")
+        numerics = ckpt.get("numerics")
+        states.append(f"at epoch {ckpt['epoch'] + 1} of {ckpt['run_config']['train']['epochs']} ("
+                      + (Numerics(**numerics).describe() if numerics else "numerics not recorded") + ")")
+    if owner is not None:
+        states.append("claimed by another process ("
+                      + (f"host {owner['host']}, pid {owner['pid']})" if owner else "host and pid not recorded)"))
+    return "; ".join(states) or "not started"
 
 
 def save_predictions(path: Path, arrays: dict) -> None:

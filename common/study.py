@@ -32,7 +32,7 @@ from .grid import (Job, accuracies, add_grid_arguments, add_selection_arguments,
                    seed_plan, select)
 from .report import load_paper_numbers, report_parser
 from .results_index import write_results_index
-from .runstore import seed_roots
+from .runstore import run_state, seed_roots
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def grid_main(study: Study, argv=None) -> None:
         names = select([j.name for j in every] + list(study.derived), args.only, study.what)
         jobs = [j for j in every if j.name in names]
         if args.list:
-            print("\n".join(names))
+            print_states(study, args, out, cli, names)
             return
         if args.show_config:
             for job in jobs:
@@ -159,6 +159,18 @@ def grid_main(study: Study, argv=None) -> None:
                 print("   " + study.describe(study.derived[name](root, args.data)), flush=True)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")
+
+
+def print_states(study: Study, args, out: Path, cli: dict, names: list[str]) -> None:
+    """``--list``: one line per selected run and training seed, with where it stands (:func:`run_state`)."""
+    own_seed = study.own_seed(args.preset, args)
+    for root, seed_cli in seed_plan(out, args.preset, args.seeds, own_seed, cli):
+        configs = {j.name: j.config for j in study.jobs(args.preset, root, seed_cli, args)}
+        width = max(map(len, names))
+        for name in names:
+            label = name if args.seeds is None else f"{root.name}/{name}"
+            print(f"{label:<{width + (len(root.name) + 1 if args.seeds else 0)}}  "
+                  f"{run_state(root / name, configs.get(name))}")
 
 
 def with_data(jobs: list[Job], data_root) -> list[Job]:

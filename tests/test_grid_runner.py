@@ -65,7 +65,7 @@ def test_grid_with_two_seeds_then_report(tiny_root, tmp_path, monkeypatch):
 
 def test_only_patterns_select(capsys):      # a typo: tests/test_misuse.py
     sla_grid.main(["--preset", "smoke", "--list", "--only", "cifar10_r100__*", "cifar100_r200__ce"])
-    listed = capsys.readouterr().out.split()
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert "cifar10_r100__ours" in listed and "cifar100_r200__ce" in listed
     assert all(n.startswith("cifar10_r100__") or n == "cifar100_r200__ce" for n in listed)
 

@@ -28,8 +28,9 @@ def fifth_study(tmp_path):
 
 
 def test_a_fifth_study_runs_and_reports_from_its_declaration(fifth_study, tiny_root, tmp_path, capsys):
-    grid_main(fifth_study, ["--preset", "paper", "--list"])
-    assert capsys.readouterr().out.split() == ["ce", "bs"]
+    grid_main(fifth_study, ["--preset", "paper", "--list", "--out", str(tmp_path / "nowhere")])
+    assert [line.split() for line in capsys.readouterr().out.splitlines()] == [["ce", "not", "started"],
+                                                                               ["bs", "not", "started"]]
     grid_main(fifth_study, ["--preset", "paper", "--show-config", "--only", "bs"])
     shown = yaml.safe_load(capsys.readouterr().out.split("\n", 1)[1])
     assert (shown["loss"]["name"], shown["train"]["epochs"]) == ("bs", 200)
@@ -80,3 +81,36 @@ def test_a_study_report_rewrites_the_results_index(tmp_path, capsys):
     sla_report.main(["--preset", "smoke", "--results", str(tmp_path / "results" / "sla_multiexpert")])
     index = (tmp_path / "results" / "README.md").read_text()
     assert "## sla_multiexpert" in index and "smoke" in index
+
+
+def test_list_says_where_each_run_stands(fifth_study, tiny_root, tmp_path, capsys):
+    """finished (top-1), at epoch k of N with its last.pt's numerics, claimed (host, pid), not started."""
+    import os
+    import socket
+
+    from common.engine import save_atomic
+    from common.runstore import claim
+
+    runs = tmp_path / "runs"
+    grid_main(fifth_study, ["--preset", "smoke", "--data", str(tiny_root), "--out", str(runs), "--only", "ce"])
+    top1 = 100 * json.loads((runs / "smoke" / "ce" / "record.json").read_text())["metrics"]["test"]["accuracy"]
+    bs = runs / "smoke" / "bs"
+    bs.mkdir()
+    run_config = {"train": {"epochs": 7}}
+    save_atomic({"epoch": 2, "run_config": run_config,
+                 "numerics": {"bf16": True, "channels_last": True, "compiled": False}}, bs / "last.pt")
+    capsys.readouterr()
+
+    def states():
+        grid_main(fifth_study, ["--preset", "smoke", "--out", str(runs), "--list"])
+        return dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+
+    listed = states()
+    assert listed["ce"] == f"finished (top-1 {top1:.2f})"
+    assert listed["bs"] == "at epoch 3 of 7 (bf16 autocast, channels_last, eager)"
+    with claim(bs):
+        assert states()["bs"] == (f"at epoch 3 of 7 (bf16 autocast, channels_last, eager); claimed by another "
+                                  f"process (host {socket.gethostname()}, pid {os.getpid()})")
+    assert states()["bs"].endswith("eager)")           # the claim is given back with the process's block
+    (bs / "last.pt").unlink()
+    assert states()["bs"] == "not started"
