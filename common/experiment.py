@@ -28,7 +28,7 @@ from .engine import (CheckpointError, NonFiniteLossError, default_device, featur
 from .evaluation import evaluate_tests, frozen_features
 from .losses import build_loss, sigmoid_bias_init
 from .methods import get_method
-from .models import LearnableWeightScaling, build_model, pretrained_source
+from .models import LearnableWeightScaling, build_model, pretrained_source, scale_logits
 from .precision import Numerics
 from .report import report_run
 from .runstore import (DamagedRecordError, ParentNotFinishedError, ResultsNotWritableError, RunClaimedError,
@@ -150,6 +150,7 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
         init_classifier_bias(model.classifier, mcfg.classifier_prior)
     ds = build_datasets(cfg.data, root)
     loss_fn = loss_from_config(cfg, ds["train_counts"]).to(device)
+    scale_logits(model, loss_fn.logit_scale)       # the model outputs the logits the loss sees
     augment, test_tf = transforms_from_config(cfg)
     train_x, train_y = ds["train"]
     weights = D.class_balanced_sample_weights(train_y) if cfg.data.sampler == "class_balanced" else None
@@ -185,6 +186,7 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
                  train_counts=ds["train_counts"], group_counts=ds["group_counts"], classes=ds["classes"],
                  train_indices_sha256=indices_hash(ds["train_indices"]),
                  history=history, segments=training_segments(history), parent=parent, numerics=numerics.record(),
+                 logit_scale=loss_fn.logit_scale,
                  pretrained_weights=pretrained_source(mcfg.name) if mcfg.pretrained else None)
     for ckpt in ("last.pt", "best.pt"):  # finished: the record is what is kept
         (out_dir / ckpt).unlink(missing_ok=True)

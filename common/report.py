@@ -11,7 +11,6 @@ diff in parentheses, then the paper). Every figure carries a footer naming its b
 from __future__ import annotations
 
 import argparse
-import math
 import textwrap
 from pathlib import Path
 
@@ -132,6 +131,12 @@ def budget_notes(preset: str, labels, compared_to: str = "the paper",
 
 def _fmt(v) -> str:
     return DASH if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.2f}"
+
+
+def percent(fraction, digits: int = 2) -> str:
+    """``fraction`` as a percentage; a dash for a metric with nothing to measure (None, or the
+    nan of a group with no class, such as few-shot on CIFAR-10 at ratio 100)."""
+    return DASH if fraction is None or np.isnan(fraction) else f"{100 * fraction:.{digits}f}"
 
 
 def _fmt_seeds(mean, std, n, with_n: bool) -> str:
@@ -398,8 +403,7 @@ def per_class_summary(record: dict) -> str:
     width = max([8, *(len(str(c)) for c in classes)])
     lines = []
     for name, m in record["metrics"].items():
-        groups = "  ".join(f"{g} {100 * m[g]:.2f}%" for names in GROUP_NAMES.values() for g in names
-                           if g in m and not math.isnan(m[g]))
+        groups = "  ".join(f"{g} {percent(m[g])}%" for names in GROUP_NAMES.values() for g in names if g in m)
         lines += [f"{name} ({m['n']} images): top-1 {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%  {groups}",
                   f"  {'class':{width}s} {'train':>6s} {'test':>5s} {'recall':>7s} {'precision':>9s}"]
         for c, cls in enumerate(classes):

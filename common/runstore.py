@@ -26,7 +26,8 @@ from .config import (ConfigError, ExperimentConfig, config_diff, config_hash, co
                      validate_config)
 from .datasets import num_classes_of
 from .engine import CheckpointError, environment, load_checkpoint, now
-from .models import LearnableWeightScaling, build_model
+from .losses import build_loss
+from .models import LearnableWeightScaling, build_model, scale_logits
 from .precision import Numerics
 
 RECORD, PREDICTIONS = "record.json", "predictions.npz"
@@ -55,6 +56,7 @@ class RunRecord(BaseModel):
     train_indices_sha256: str | None = None
     history: list[dict] | None = None           # one entry per epoch, as log.jsonl
     numerics: dict | None = None                # precision and memory format of its last epoch
+    logit_scale: float | None = None            # what the model multiplied its logits by (its loss's; LDAM: s)
     segments: list[dict] | None = None          # epoch ranges per numerics and device (common.engine.training_segments)
     pretrained_weights: dict | None = None      # where pretrained weights came from
     parent: dict | None = None                  # the run it started from (model.init_from) and its run_id
@@ -168,6 +170,7 @@ def load_trained_model(cfg: ExperimentConfig, weights) -> torch.nn.Module:
     model = build_model(cfg.model.name, num_classes, **cfg.model.kwargs)
     if cfg.model.lws:
         model.classifier = LearnableWeightScaling(model.classifier, num_classes)
+    scale_logits(model, build_loss(class_counts=[1] * num_classes, **cfg.loss.model_dump()).logit_scale)
     try:
         model.load_state_dict(load_checkpoint(Path(weights))["model"])
     except (KeyError, RuntimeError) as err:

@@ -19,6 +19,7 @@ from common.datasets import num_classes_of
 from common.grid import print_plan
 from common.models import build_model
 from common.profiling import forward_flops
+from common.report import percent
 from common.study import Run, Study, grid_main
 
 HERE = Path(__file__).parent
@@ -114,7 +115,7 @@ def run_config(run: Run, preset: str, cli: dict | None = None):
 def describe(record: dict) -> str:
     m = record["metrics"]["test"]
     return (f"top-1 {100 * m['accuracy']:.2f}%  ECE {100 * m['ece']:.2f}%  many/medium/few "
-            f"{100 * m['many']:.1f}/{100 * m['medium']:.1f}/{100 * m['few']:.1f}")
+            + "/".join(percent(m[g], 1) for g in ("many", "medium", "few")))
 
 
 def probe(cfg, device) -> tuple[float, float, int, int]:

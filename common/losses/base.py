@@ -12,6 +12,11 @@ class ClassCountLoss(nn.Module):
     re-weighting switches it on (:class:`~common.losses.drw.DeferredReweighting`).
     """
 
+    #: what the model's logits are multiplied by before this loss sees them (LDAM: its s). The
+    #: model applies it (:func:`common.models.scale_logits`), so its test probabilities are the
+    #: softmax of the very logits the loss trains on.
+    logit_scale: float = 1.0
+
     def __init__(self, class_counts, weight=None):
         super().__init__()
         self.register_buffer("counts", torch.as_tensor(class_counts, dtype=torch.float32))

@@ -24,5 +24,9 @@ class DeferredReweighting(nn.Module):
         self.loss.weight = (class_weights(self.loss.counts.cpu(), self.scheme, self.beta).to(self.loss.counts.device)
                             if self.active else self.base_weight)
 
+    @property
+    def logit_scale(self) -> float:
+        return self.loss.logit_scale
+
     def forward(self, logits, targets):
         return self.loss(logits, targets)

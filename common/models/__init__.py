@@ -9,7 +9,7 @@ from functools import partial
 
 import torch.nn as nn
 
-from .head import LearnableWeightScaling, fp32_head
+from .head import LearnableWeightScaling, fp32_head, scale_logits
 from .library import (TIMM, TORCHVISION, BackboneClassifier, PretrainedWeightsUnavailable, _load_file, build_timm,
                       build_torchvision)
 from .library import pretrained_source as _library_source

@@ -13,6 +13,16 @@ def fp32_head(head: nn.Module, features: torch.Tensor) -> torch.Tensor:
         return head(features.float())
 
 
+def scale_logits(model: nn.Module, scale: float) -> nn.Module:
+    """``model`` with its classifier's outputs multiplied by ``scale``: the logits a loss with a
+    ``logit_scale`` (LDAM's s) trains on, so every probability computed from the model (test
+    predictions, ECE, ensembles, a frozen backbone's features through the classifier) comes from
+    them. A forward hook, so the state dict keeps its keys."""
+    if scale != 1:
+        model.classifier.register_forward_hook(lambda module, args, out: out * scale)
+    return model
+
+
 class LearnableWeightScaling(nn.Module):
     """LWS (Kang et al. 2020, decoupling): ``scale_j * classifier(x)_j`` with the classifier
     fixed and only the per-class ``scale`` (initialised to 1) trained."""
