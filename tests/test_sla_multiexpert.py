@@ -197,3 +197,24 @@ def test_grid_skips_the_runs_of_a_missing_dataset_and_the_report_shows_dashes(tm
     sla_report.main(["--preset", "smoke", "--results", str(tmp_path)])
     table = pd.read_csv(tmp_path / "smoke" / "table_2.csv", index_col=0)
     assert table.loc["ce", "cifar10_100_ours"] != "–" and table.loc["ce", "cifar100_100_ours"] == "–"
+
+
+def test_table_1_trains_plain_resnet32_and_la_the_methods_schedule():
+    from common.models import build_model
+    from sla_multiexpert.grid import run_config
+
+    def n_params(model):
+        return sum(p.numel() for p in model.parameters())
+
+    by_name = {r.name: r for r in runs("paper")}
+    table_1 = [r for name, r in by_name.items() if "__t1_" in name]
+    assert table_1
+    for run in table_1:
+        cfg = run_config(run, "paper")
+        model = build_model(cfg.model.name, 100, **cfg.model.kwargs)
+        assert n_params(model) == n_params(build_model("resnet32", 100))
+        assert list(cfg.method.augments) == ["standard"]
+    la, ce = run_config(by_name["cifar10_r100__la"], "paper"), run_config(by_name["cifar10_r100__ce"], "paper")
+    assert (la.loss.name, la.loss.tau) == ("la", 1.0)
+    assert la.train == ce.train and la.model == ce.model
+    assert run_config(by_name["cifar10_r100__la_source"], "paper").train.epochs == 1241
