@@ -9,7 +9,7 @@
 # Finished runs (record.json present) are skipped; interrupted ones resume from last.pt.
 source "$(dirname "$0")/../common/run_all_env.sh"
 C=sla_multiexpert/configs
-check_preset $C/method.yaml $C/ce_baseline.yaml $C/ldam_drw.yaml $C/cb_focal.yaml $C/la_menon.yaml $C/la_menon_cifar100.yaml
+check_preset $C/method.yaml $C/ce_baseline.yaml $C/ce_ldam_recipe.yaml $C/ldam_drw.yaml $C/cb_focal.yaml $C/la_menon.yaml $C/la_menon_cifar100.yaml
 if [ -n "${PLAN:-}" ]; then      # run count and time estimate from a short probe; needs no data
   exec $PY -m sla_multiexpert.grid --preset "$PRESET" --plan ${ONLY:+--only $ONLY}
 fi
