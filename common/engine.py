@@ -168,26 +168,30 @@ def save_atomic(obj, path: Path) -> None:
               f"last checkpoint.") from None
 
 
-def _rng_state() -> dict:
-    """Every RNG the training loop draws from, as tensors and plain numbers (``weights_only`` loadable)."""
+def _rng_state(device: torch.device) -> dict:
+    """Every RNG the training loop draws from, as tensors and plain numbers (``weights_only`` loadable):
+    of the GPUs, the run's own only, so a worker that sees fewer GPUs can resume it."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, py_gauss = random.getstate()
     return {"torch": torch.get_rng_state(),
             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                       "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
             "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": py_gauss},
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and device.type == "cuda":
+        if isinstance(cuda, list):          # written before only the run's own GPU was kept: one per visible GPU
+            cuda = cuda[min(device.index or 0, len(cuda) - 1)]
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -322,7 +326,7 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         optimizer.load_state_dict(ckpt["optimizer"])
         start, best_acc = ckpt["epoch"] + 1, ckpt["best_acc"]
         history = with_provenance(ckpt["history"], started_in)
-        _set_rng_state(ckpt["rng"])
+        _set_rng_state(ckpt["rng"], device)
         if start < cfg.epochs and progress:
             print(f"resuming {out_dir} from epoch {start}/{cfg.epochs}"
                   + (f" (epochs 1-{start} ran in {started_in.describe()})" if started_in != numerics else ""))
@@ -352,7 +356,7 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
                 save_atomic({"model": model.state_dict(), "epoch": epoch}, best_path)
         history.append(row)
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                      "best_acc": best_acc, "history": history, "rng": _rng_state(), "run_config": run_config,
+                      "best_acc": best_acc, "history": history, "rng": _rng_state(device), "run_config": run_config,
                      "numerics": numerics.record()},
                      last)
         with open(out_dir / log_name, "a") as f:
@@ -435,15 +439,16 @@ def device_label(device: torch.device) -> str:
     return f"{device.type} ({name})"
 
 
-def environment() -> dict:
+def environment(device: torch.device | str | None = None) -> dict:
+    """The software and the machine; ``device`` is the run's (default: the one a run would pick)."""
     import sklearn
     import timm
     import torchvision
 
-    device = default_device()
+    device = torch.device(device) if device is not None else default_device()
     return {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "cpu_threads": torch.get_num_threads(), "cpu_bf16_native": cpu_runs_bf16_natively(),
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "timm": timm.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,

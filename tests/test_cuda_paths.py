@@ -39,3 +39,51 @@ def test_drw_keeps_class_weights_on_the_loss_device_across_its_switch(fake_cuda,
         for epoch in (0, 1, 0):
             loss.set_epoch(epoch)
             assert loss(logits, labels).device.type == "cuda"
+
+
+def _visible_gpus(monkeypatch, count, calls):
+    """torch.cuda as a worker that sees ``count`` GPUs: RNG states per GPU, ``set_rng_state_all``
+    refusing more states than GPUs (as torch does, with IndexError)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.full((8,), i, dtype=torch.uint8)
+                                                                  for i in range(count)])
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": torch.full((8,), 7, dtype=torch.uint8))
+
+    def set_all(states):
+        if len(states) > count:
+            raise IndexError("list index out of range")
+        calls.append(("all", len(states)))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_all)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": calls.append(("one", device)))
+
+
+def test_checkpoint_written_with_four_gpus_resumes_on_one(monkeypatch, tmp_path):
+    from common.engine import TrainConfig, _rng_state, _set_rng_state, fit, feature_step
+    features, labels = torch.randn(16, 64), torch.arange(16) % len(COUNTS)
+    model = build_model("resnet32", len(COUNTS))
+    loader = BatchLoader(features, labels, 8)
+    cfg = TrainConfig(epochs=1, amp=False, channels_last=False)
+    calls = []
+    _visible_gpus(monkeypatch, 4, calls)
+    same = {"run_config": {"test": 1}, "classifier_only": True, "progress": False}
+    fit(model, loader, cfg, tmp_path, step=feature_step(build_loss("ce", COUNTS)), **same)
+    _visible_gpus(monkeypatch, 1, calls)
+    history = fit(model, loader, cfg.model_copy(update={"epochs": 2}), tmp_path,
+                  step=feature_step(build_loss("ce", COUNTS)), **same)
+    assert len(history) == 2
+    # a CUDA run keeps its own GPU's state and restores it to that GPU
+    state = _rng_state(torch.device("cuda", 0))
+    assert torch.equal(state["cuda"], torch.full((8,), 7, dtype=torch.uint8))
+    _set_rng_state(state, torch.device("cuda", 0))
+    assert calls[-1] == ("one", torch.device("cuda", 0))
+
+
+def test_record_names_the_run_device_not_the_default(monkeypatch):
+    from common.engine import environment
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    env = environment(torch.device("cpu"))
+    assert env["device"] == "cpu" and env["device_name"] != "Fake GPU"
+    assert environment(torch.device("cuda", 0))["device_name"] == "Fake GPU"
