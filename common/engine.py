@@ -2,7 +2,8 @@
 
 ``fit`` trains with SGD or Adam under a per-epoch learning-rate schedule (linear warm-up,
 then step / multi-step / cosine / constant), channels_last, bf16 autocast where the hardware
-runs it natively (CUDA, CPUs with AMX / AVX-512-BF16; see :mod:`common.precision`), a tqdm
+runs it natively (CUDA, CPUs with AMX / AVX-512-BF16; fp16 with loss scaling on older GPUs; see
+:mod:`common.precision`), a tqdm
 bar, a JSON-lines log, a checkpoint every epoch (``last.pt``, resumed automatically) and
 optionally the best-on-validation one (``best.pt``); checkpoints hold tensors and plain data
 only and load with ``weights_only=True``. A study changes what one step computes
@@ -224,12 +225,13 @@ def _set_train_mode(model: nn.Module, classifier_only: bool) -> None:
         model.train()
 
 
-def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress, bf16) -> tuple[float, int]:
+def _train_epoch(model, loader, step, optimizer, scaler, device, cfg, epoch, last, progress,
+                 numerics: Numerics) -> tuple[float, int]:
     """One pass over ``loader``; returns the mean training loss and the number of images."""
     seen, total = 0, torch.zeros((), device=device)
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
     for batch, (images, labels, indices) in enumerate(bar):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with numerics.autocast(device):
             loss = step(model, images, labels, indices, epoch)
         # a host sync per step is cheap on CPU; on CUDA look every 25 steps and at the end
         if (device.type != "cuda" or batch % 25 == 0) and not torch.isfinite(loss):
@@ -238,8 +240,9 @@ def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progr
                 f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate or check the "
                 f"loss inputs. Last good checkpoint: {last if last.exists() else 'none'}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total += loss.detach().float() * len(labels)
         seen += len(labels)
         if batch % 25 == 0:
@@ -320,10 +323,13 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         freeze_backbone(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg)
+    scaler = numerics.grad_scaler(device)
     start, best_acc, history = 0, -1.0, []
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if numerics.fp16 and ckpt.get("scaler"):       # the loss scale it had reached
+            scaler.load_state_dict(ckpt["scaler"])
         start, best_acc = ckpt["epoch"] + 1, ckpt["best_acc"]
         history = with_provenance(ckpt["history"], started_in)
         _set_rng_state(ckpt["rng"], device)
@@ -344,8 +350,8 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
             loader.set_epoch(epoch)
         _set_train_mode(model, classifier_only)
         t0 = time.time()
-        mean_loss, seen = _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress,
-                                       numerics.bf16)
+        mean_loss, seen = _train_epoch(model, loader, step, optimizer, scaler, device, cfg, epoch, last, progress,
+                                       numerics)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": mean_loss,
                "images_per_s": seen / max(time.time() - t0, 1e-9), "numerics": numerics.describe(), "device": where}
         is_last = epoch + 1 == cfg.epochs
@@ -357,7 +363,7 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         history.append(row)
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                       "best_acc": best_acc, "history": history, "rng": _rng_state(device), "run_config": run_config,
-                     "numerics": numerics.record()},
+                     "numerics": numerics.record(), "scaler": scaler.state_dict()},
                      last)
         with open(out_dir / log_name, "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -87,3 +87,29 @@ def test_record_names_the_run_device_not_the_default(monkeypatch):
     env = environment(torch.device("cpu"))
     assert env["device"] == "cpu" and env["device_name"] != "Fake GPU"
     assert environment(torch.device("cuda", 0))["device_name"] == "Fake GPU"
+
+
+def test_gpu_without_native_bf16_trains_in_fp16_with_loss_scaling(monkeypatch):
+    from common.engine import TrainConfig
+    from common.precision import choose_numerics
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)   # a V100 / T4
+    numerics = choose_numerics(torch.device("cuda"), TrainConfig())
+    assert numerics.fp16 and not numerics.bf16 and numerics.record()["fp16"]
+    assert "fp16" in numerics.describe() and numerics.autocast_dtype == torch.float16
+    assert numerics.grad_scaler(torch.device("cpu")).is_enabled()
+
+
+def test_loss_scaler_state_is_saved_and_restored_on_resume(tmp_path):
+    from common.engine import TrainConfig, feature_step, fit, load_checkpoint
+    model, loss = build_model("resnet32", len(COUNTS)), build_loss("ce", COUNTS)
+    loader = BatchLoader(torch.randn(16, 64), torch.arange(16) % len(COUNTS), 8)
+    fp16 = Numerics(bf16=False, channels_last=False, fp16=True)
+    same = {"run_config": {"test": 1}, "classifier_only": True, "progress": False, "numerics": fp16,
+            "step": feature_step(loss)}
+    fit(model, loader, TrainConfig(epochs=1), tmp_path, **same)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["scaler"]["scale"] == 2.0 ** 16
+    ckpt["scaler"]["scale"] = 1024.0           # as a run that had lowered its scale
+    torch.save(ckpt, tmp_path / "last.pt")
+    fit(model, loader, TrainConfig(epochs=2), tmp_path, **same)
+    assert load_checkpoint(tmp_path / "last.pt")["scaler"]["scale"] == 1024.0
