@@ -21,6 +21,7 @@ import platform
 import random
 import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -229,7 +230,9 @@ def _train_epoch(model, loader, step, optimizer, scaler, device, cfg, epoch, las
                  numerics: Numerics) -> tuple[float, int]:
     """One pass over ``loader``; returns the mean training loss and the number of images."""
     seen, total = 0, torch.zeros((), device=device)
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
+    # to a log file (stderr not a terminal) the bar would be redrawn into it: the epoch's line says it all
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               disable=not progress or not sys.stderr.isatty())
     for batch, (images, labels, indices) in enumerate(bar):
         with numerics.autocast(device):
             loss = step(model, images, labels, indices, epoch)

@@ -113,3 +113,13 @@ def test_loss_scaler_state_is_saved_and_restored_on_resume(tmp_path):
     torch.save(ckpt, tmp_path / "last.pt")
     fit(model, loader, TrainConfig(epochs=2), tmp_path, **same)
     assert load_checkpoint(tmp_path / "last.pt")["scaler"]["scale"] == 1024.0
+
+
+def test_progress_to_a_log_file_is_one_line_per_epoch(tmp_path, capsys):
+    from common.engine import TrainConfig, feature_step, fit
+    loader = BatchLoader(torch.randn(16, 64), torch.arange(16) % len(COUNTS), 2)
+    fit(build_model("resnet32", len(COUNTS)), loader, TrainConfig(epochs=2), tmp_path, classifier_only=True,
+        step=feature_step(build_loss("ce", COUNTS)), progress=True)
+    out, err = capsys.readouterr()          # captured: not a terminal
+    assert "it/s" not in err and "\r" not in err
+    assert sum(line.startswith("epoch=") for line in out.splitlines()) == 2
