@@ -8,6 +8,8 @@ the seed states neither the split point nor the widths.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -51,8 +53,7 @@ class MultiExpertResNet32(nn.Module):
         """Log of the experts' mean softmax (Eq. 19): ``softmax(forward(x))`` is the ensemble's
         probability, and its argmax the prediction."""
         logits, _ = self.expert_outputs(x)
-        return torch.logsumexp(F.log_softmax(logits.float(), dim=-1), dim=0) - torch.log(
-            torch.tensor(float(self.num_experts), device=logits.device))
+        return torch.logsumexp(F.log_softmax(logits.float(), dim=-1), dim=0) - math.log(self.num_experts)
 
 
 @register_model("multi_expert_resnet32")

@@ -123,3 +123,39 @@ def test_progress_to_a_log_file_is_one_line_per_epoch(tmp_path, capsys):
     out, err = capsys.readouterr()          # captured: not a terminal
     assert "it/s" not in err and "\r" not in err
     assert sum(line.startswith("epoch=") for line in out.splitlines()) == 2
+
+
+@pytest.mark.parametrize("augment", ["standard", "medium", "strong"])
+def test_augmentation_makes_at_most_one_host_sync_per_batch(augment):
+    from common.data import build_augment
+    from common.profiling import HostSyncCounter
+    aug, x = build_augment(augment), torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    aug(x)                                          # the first call copies constants to the device once
+    with HostSyncCounter() as syncs:
+        aug(x)
+    assert syncs.count <= 1
+
+
+@pytest.mark.parametrize("op,magnitude", [("Equalize", 0.0), ("AutoContrast", 0.0), ("Sharpness", 0.5),
+                                          ("Sharpness", -0.5)])
+def test_batched_autoaugment_ops_match_torchvision(op, magnitude):
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import autoaugment as aa
+
+    from common.data import augment as A
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    x[0] = 7                                        # a flat image: equalize and autocontrast leave it alone
+    expected = torch.stack([aa._apply_op(img, op, magnitude, InterpolationMode.NEAREST, None) for img in x])
+    assert torch.equal(A._apply(x, op, magnitude), expected)
+
+
+def test_geometric_autoaugment_ops_match_torchvision():
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import autoaugment as aa
+
+    from common.data import augment as A
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    rows, _ = A._source_maps(32, 32)
+    for name, magnitude in rows:
+        assert torch.equal(A._apply(x, name, magnitude),
+                           aa._apply_op(x, name, magnitude, InterpolationMode.NEAREST, None)), (name, magnitude)
