@@ -83,17 +83,28 @@ def autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and native_bf16(device))
 
 
+COMPILE_BACKEND = "inductor"     # tests use "eager": the same graphs, without a C++ compiler
+
+
+def compile_model(model: nn.Module) -> None:
+    """``torch.compile`` of the functions a training step calls, whole: the model's
+    ``compiled_functions`` (default ``forward_features``; a multi-expert model's ``expert_outputs``),
+    replaced on the instance so the state dict keeps its keys. Each is one graph per input shape
+    and mode (a handful in a run); running out of recompiles raises instead of going on eager."""
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+    for name in getattr(model, "compiled_functions", ("forward_features",)):
+        setattr(model, name, torch.compile(getattr(model, name), backend=COMPILE_BACKEND))
+
+
 def apply_numerics(model: nn.Module, numerics: Numerics) -> None:
-    """channels_last weights (inputs follow through :func:`match_memory_format`) and regional
-    compilation: every top-level block compiled on its own, so any forward path (``forward``,
-    a multi-expert model's ``expert_outputs``) runs compiled code and the state dict keeps its keys."""
+    """channels_last weights (inputs follow through :func:`match_memory_format`) and compilation
+    (:func:`compile_model`)."""
     if numerics.channels_last:
         model.to(memory_format=torch.channels_last)
         model._channels_last = True
-    if numerics.compiled:
-        for child in model.children():
-            for block in (child if isinstance(child, (nn.ModuleList, nn.Sequential)) else (child,)):
-                block.compile()
+    if numerics.compiled and not getattr(model, "_compiled", False):
+        compile_model(model)
+        model._compiled = True
 
 
 def match_memory_format(x, model):

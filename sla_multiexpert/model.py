@@ -19,6 +19,8 @@ from common.models.resnet_cifar import init_weights, make_stage
 
 
 class MultiExpertResNet32(nn.Module):
+    compiled_functions = ("expert_outputs",)    # what every step and forward goes through (common.precision)
+
     def __init__(self, num_classes: int, num_experts: int = 3, expert_widths=(24, 48), blocks: int = 5):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)

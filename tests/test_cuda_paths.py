@@ -159,3 +159,25 @@ def test_geometric_autoaugment_ops_match_torchvision():
     for name, magnitude in rows:
         assert torch.equal(A._apply(x, name, magnitude),
                            aa._apply_op(x, name, magnitude, InterpolationMode.NEAREST, None)), (name, magnitude)
+
+
+@pytest.mark.parametrize("name", ["resnet32", "multi_expert_resnet32"])
+def test_compile_compiles_a_bounded_number_of_graphs(monkeypatch, name):
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    import sla_multiexpert.model  # noqa: F401  (registers multi_expert_resnet32)
+    from common import precision
+    monkeypatch.setattr(precision, "COMPILE_BACKEND", "eager")
+    torch._dynamo.reset()
+    counters.clear()
+    model = build_model(name, len(COUNTS))
+    precision.apply_numerics(model, Numerics(bf16=False, channels_last=True, compiled=True))
+    for batch in (8, 8, 5, 8, 3):                   # a shorter last batch, epoch after epoch
+        model.train()
+        model(precision.match_memory_format(torch.randn(batch, 3, 32, 32), model)).sum().backward()
+        model.eval()
+        with torch.no_grad():
+            model(torch.randn(batch, 3, 32, 32))
+    assert 1 <= counters["stats"]["unique_graphs"] <= 6
+    assert torch._dynamo.config.fail_on_recompile_limit_hit    # running out of recompiles raises, never eager
