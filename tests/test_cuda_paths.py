@@ -181,3 +181,85 @@ def test_compile_compiles_a_bounded_number_of_graphs(monkeypatch, name):
             model(torch.randn(batch, 3, 32, 32))
     assert 1 <= counters["stats"]["unique_graphs"] <= 6
     assert torch._dynamo.config.fail_on_recompile_limit_hit    # running out of recompiles raises, never eager
+
+
+STUDIES = ("efficientnet_cifar10lt", "thesis_cifar100lt", "ee443_stacking", "sla_multiexpert")
+
+
+def _preset_runs() -> dict:
+    """One config per distinct training step the studies' presets run (model, loss, augmentation,
+    mixup, classifier-only stage, method), named by the first run that uses it."""
+    import argparse
+    import importlib
+    import json
+    from pathlib import Path
+
+    from common.config import preset_names
+    steps = {}
+    for name in STUDIES:
+        study = importlib.import_module(f"{name}.grid").STUDY
+        for preset in preset_names(*study.config_files):
+            for job in study.jobs(preset, Path("out"), {}, argparse.Namespace(data=None, only=None, seeds=None)):
+                c = job.config
+                key = json.dumps([c.model.name, c.model.kwargs, c.loss.name, c.loss.drw, c.train.augment,
+                                  c.train.mixup_alpha > 0, c.train.classifier_only, c.train.resize_first,
+                                  c.method and [c.method.weighting, c.method.augments, c.method.mixup_alpha > 0]])
+                steps.setdefault(key, (f"{name}/{preset}/{job.name}", c))
+    return dict(steps.values())
+
+
+PRESET_RUNS = _preset_runs()
+
+
+def _training_step(cfg, device, counts, loss):
+    """(model, step, epoch hooks, a batch) of ``cfg``'s run on ``device``, built as a run builds them
+    (``loss`` built on the CPU)."""
+    from common.datasets import transforms_from_config
+    from common.experiment import RunContext
+    from common.methods import get_method
+    from common.models import freeze_backbone, scale_logits
+    loss = loss.to(device)
+    model = build_model(cfg.model.name, len(counts), **cfg.model.kwargs)     # made on the device
+    scale_logits(model, loss.logit_scale)
+    augment, test_tf = transforms_from_config(cfg)
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, device=device)
+    labels = torch.arange(4, device=device) % len(counts)
+    ctx = RunContext(cfg, {"train_counts": counts}, model, loss, BatchLoader(images, labels, 4), test_tf, augment,
+                     Numerics(bf16=False, channels_last=True),
+                     lambda x, bf16: model.forward_features(test_tf(x)))
+    build = get_method(cfg.method.name).build_step if cfg.method is not None else default_step
+    step, hooks = build(ctx)
+    if cfg.train.classifier_only:
+        freeze_backbone(model)
+    return model, step, hooks, next(iter(ctx.loader))
+
+
+def _epochs(cfg) -> tuple:
+    """An epoch before and one after every switch the run makes (DRW, the method's stage 2)."""
+    switches = [cfg.loss.drw_epoch if cfg.loss.drw else 0]
+    if cfg.method is not None:
+        switches.append(int(cfg.method.switch_fraction * cfg.train.epochs) if cfg.method.switch_fraction
+                        else cfg.method.switch_epoch)
+    return tuple(sorted({max(s - 1, 0) for s in switches} | set(switches)))
+
+
+@pytest.mark.parametrize("run", sorted(PRESET_RUNS))
+def test_every_preset_training_step_runs_on_cuda_without_host_syncs(run, fake_cuda):
+    """Forward and loss on fake CUDA (no CPU tensor mixed in, no data-dependent host sync) before and
+    after every switch; backward and the optimiser step on meta tensors."""
+    from common.experiment import loss_from_config
+    cfg, counts = PRESET_RUNS[run], [40, 20, 10, 5, 3, 2, 1, 1, 1, 1]
+    for device in ("cuda", "meta"):
+        loss_fn = loss_from_config(cfg, counts)
+        with fake_cuda() if device == "cuda" else torch.device("meta"):
+            model, step, hooks, (x, y, idx) = _training_step(cfg, torch.device(device), counts, loss_fn)
+            optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+            for epoch in _epochs(cfg):
+                for hook in hooks:
+                    hook(epoch)
+                model.train()
+                loss = step(model, x, y, idx, epoch)
+                assert loss.device.type == device and loss.dim() == 0
+                if device == "meta":
+                    loss.backward()
+                    optimizer.step()

@@ -10,6 +10,7 @@ policy), each optionally followed by a resize (e.g. to 224 for ImageNet models).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import Callable
@@ -374,7 +375,9 @@ def build_augment(name: str = "standard", mean=CIFAR10_MEAN, std=CIFAR10_STD,
     spatial, norm = _SPATIAL[name], Normalize(mean, std)
 
     def augment(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):  # augment in full precision
+        full_precision = (torch.autocast(device_type=x.device.type, enabled=False)
+                          if torch.amp.is_autocast_available(x.device.type) else contextlib.nullcontext())
+        with full_precision:  # augment in full precision
             if size is not None and resize_first:  # float, like the test images (and the thesis's tensors)
                 x = spatial(resize(x, size))
             else:
