@@ -77,8 +77,10 @@ def fake_cuda():
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
+    mode = FakeTensorMode(allow_non_fake_inputs=True)    # one per test: its tensors live across entries
+
     @contextlib.contextmanager
     def fake():
-        with FakeTensorMode(allow_non_fake_inputs=True), torch.device("cuda"):
+        with mode, torch.device("cuda"):
             yield
     return fake

@@ -211,15 +211,27 @@ def _preset_runs() -> dict:
 PRESET_RUNS = _preset_runs()
 
 
-def _training_step(cfg, device, counts, loss):
+def _model_on(cfg, num_classes, context):
+    """``cfg``'s model made on the device of ``context``, or on the CPU where its initialisers read
+    values (torchvision's ConvNeXt, timm's ViT): a run makes it on the CPU and moves it."""
+    from torch._subclasses.fake_tensor import DataDependentOutputException
+    try:
+        with context():
+            return build_model(cfg.model.name, num_classes, **cfg.model.kwargs)
+    except (DataDependentOutputException, NotImplementedError, RuntimeError):
+        return build_model(cfg.model.name, num_classes, **cfg.model.kwargs)
+
+
+def _training_step(cfg, device, counts, loss, model):
     """(model, step, epoch hooks, a batch) of ``cfg``'s run on ``device``, built as a run builds them
-    (``loss`` built on the CPU)."""
+    (``loss`` built on the CPU, ``model`` on the CPU or on ``device``)."""
     from common.datasets import transforms_from_config
     from common.experiment import RunContext
     from common.methods import get_method
     from common.models import freeze_backbone, scale_logits
     loss = loss.to(device)
-    model = build_model(cfg.model.name, len(counts), **cfg.model.kwargs)     # made on the device
+    if next(model.parameters()).device.type != device.type:
+        model = model.to(device)
     scale_logits(model, loss.logit_scale)
     augment, test_tf = transforms_from_config(cfg)
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, device=device)
@@ -244,15 +256,22 @@ def _epochs(cfg) -> tuple:
 
 
 @pytest.mark.parametrize("run", sorted(PRESET_RUNS))
-def test_every_preset_training_step_runs_on_cuda_without_host_syncs(run, fake_cuda):
+def test_every_preset_training_step_runs_on_cuda_without_host_syncs(run, fake_cuda, monkeypatch):
     """Forward and loss on fake CUDA (no CPU tensor mixed in, no data-dependent host sync) before and
     after every switch; backward and the optimiser step on meta tensors."""
+    from common.data import augment as A
     from common.experiment import loss_from_config
+    A._cifar_policy(32, 32), A._source_maps(32, 32)     # AutoAugment's host-side tables, made once per process
+    import sla_multiexpert.train as sla_train
     cfg, counts = PRESET_RUNS[run], [40, 20, 10, 5, 3, 2, 1, 1, 1, 1]
+    # class weights a run computes once on the host from its counts, before training (not under fake tensors)
+    tables = {w: sla_train.class_weight_table(counts, w) for w in ("rw", "cb")}
+    monkeypatch.setattr(sla_train, "class_weight_table", lambda c, w: tables[w])
     for device in ("cuda", "meta"):
-        loss_fn = loss_from_config(cfg, counts)
-        with fake_cuda() if device == "cuda" else torch.device("meta"):
-            model, step, hooks, (x, y, idx) = _training_step(cfg, torch.device(device), counts, loss_fn)
+        on_device = fake_cuda if device == "cuda" else (lambda: torch.device("meta"))
+        loss_fn, model = loss_from_config(cfg, counts), _model_on(cfg, len(counts), on_device)
+        with on_device():
+            model, step, hooks, (x, y, idx) = _training_step(cfg, torch.device(device), counts, loss_fn, model)
             optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
             for epoch in _epochs(cfg):
                 for hook in hooks:

@@ -195,7 +195,7 @@ def _source_maps(height: int, width: int) -> tuple[dict, torch.Tensor]:
     from torchvision.transforms import autoaugment as aa
 
     names, _, mags, signed = _cifar_policy(height, width)
-    numbers = torch.arange(1, height * width + 1, dtype=torch.float32).view(1, 1, height, width)
+    numbers = torch.arange(1, height * width + 1, dtype=torch.float32, device="cpu").view(1, 1, height, width)
     keys = sorted({(n, m * s) for n, m, sg in zip(names.flat, mags.flat, signed.flat) if n in _GEOMETRIC
                    for s in ((1, -1) if sg else (1,))})
     rows = [aa._apply_op(numbers, name, magnitude, InterpolationMode.NEAREST, None).round().long().flatten()
