@@ -282,3 +282,24 @@ def test_every_preset_training_step_runs_on_cuda_without_host_syncs(run, fake_cu
                 if device == "meta":
                     loss.backward()
                     optimizer.step()
+
+
+def test_multi_expert_step_makes_at_most_one_host_sync(monkeypatch):
+    """The SLA step (three views, AutoAugment among them; mixup, then the SLA weights) on the CPU,
+    counting the syncs a GPU would make."""
+    from common.experiment import loss_from_config
+    from common.profiling import HostSyncCounter
+    name = next(r for r in PRESET_RUNS if r.startswith("sla_multiexpert/") and "multi_expert" in
+                PRESET_RUNS[r].model.name and PRESET_RUNS[r].method.weighting == "sla"
+                and PRESET_RUNS[r].method.mixup_alpha > 0)
+    cfg, counts = PRESET_RUNS[name], [40, 20, 10, 5, 3, 2, 1, 1, 1, 1]
+    model = build_model(cfg.model.name, len(counts), **cfg.model.kwargs)
+    model, step, hooks, (x, y, idx) = _training_step(cfg, torch.device("cpu"), counts, loss_from_config(cfg, counts),
+                                                     model)
+    for epoch in _epochs(cfg):
+        for hook in hooks:
+            hook(epoch)
+        step(model, x, y, idx, epoch)                     # constants reach the device on the first step
+        with HostSyncCounter() as syncs:
+            step(model, x, y, idx, epoch).backward()
+        assert syncs.count <= 1, (epoch, syncs.count)
