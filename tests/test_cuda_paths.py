@@ -1,5 +1,8 @@
 """CUDA code paths exercised without a GPU (fake CUDA tensors, see ``fake_cuda`` in conftest.py):
 each test names the defect a GPU would hit that it guards against."""
+import copy
+import functools
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -191,7 +194,6 @@ def _preset_runs() -> dict:
     mixup, classifier-only stage, method), named by the first run that uses it."""
     import argparse
     import importlib
-    import json
     from pathlib import Path
 
     from common.config import preset_names
@@ -219,7 +221,12 @@ def _model_on(cfg, num_classes, context):
         with context():
             return build_model(cfg.model.name, num_classes, **cfg.model.kwargs)
     except (DataDependentOutputException, NotImplementedError, RuntimeError):
-        return build_model(cfg.model.name, num_classes, **cfg.model.kwargs)
+        return copy.deepcopy(_cpu_model(cfg.model.name, json.dumps(cfg.model.kwargs), num_classes))
+
+
+@functools.cache
+def _cpu_model(name, kwargs, num_classes):
+    return build_model(name, num_classes, **json.loads(kwargs))
 
 
 def _training_step(cfg, device, counts, loss, model):
