@@ -6,7 +6,9 @@ On one model and one set of images (CIFAR-10-LT at ratio 100 from ``--data`` / `
 when it is there, else random images of that size) it prints images/s of:
 
 - the project's training step as configured (batched augmentation + forward + backward + SGD,
-  in the numerics :mod:`common.precision` chooses here) and the same step in fp32, contiguous;
+  in the numerics :mod:`common.precision` chooses here), with the host syncs it makes per step
+  (those a GPU would wait for), the same step in fp32, contiguous, and compiled (``--no-compile``
+  leaves that out);
 - one whole epoch of the project (``common.engine.fit`` over the uint8 images kept as a tensor,
   checkpoint included, then evaluation of the test set) and of a conventional pipeline (a
   ``Dataset`` of PIL images with ``RandomCrop(32, 4)`` + ``RandomHorizontalFlip`` + ``ToTensor`` +
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -32,7 +35,7 @@ from .data.cifar import CifarError, default_data_root
 from .engine import default_device, fit, make_step, predict
 from .models import build_model
 from .precision import Numerics, apply_numerics, choose_numerics
-from .profiling import seconds_per_call
+from .profiling import HostSyncCounter, seconds_per_call
 
 
 def benchmark_images(root, n_images: int, n_test: int):
@@ -51,8 +54,10 @@ def benchmark_images(root, n_images: int, n_test: int):
                 "random images (no CIFAR-10 found)")
 
 
-def step_throughput(model_name: str, numerics: Numerics, images, labels, batch_size: int, batches: int) -> float:
-    """Images/s of the project's training step (augmentation included) in ``numerics``."""
+def step_throughput(model_name: str, numerics: Numerics, images, labels, batch_size: int, batches: int
+                    ) -> tuple[float, int]:
+    """(images/s, host syncs per step) of the project's training step (augmentation included) in
+    ``numerics``; the syncs are those a GPU would make (:class:`common.profiling.HostSyncCounter`)."""
     torch.manual_seed(0)
     model = build_model(model_name, 10)
     apply_numerics(model, numerics)
@@ -62,13 +67,16 @@ def step_throughput(model_name: str, numerics: Numerics, images, labels, batch_s
     x, y = to_tensor_images(images[:batch_size]), torch.as_tensor(labels[:batch_size])
 
     def train_step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=numerics.bf16):
+        with numerics.autocast(torch.device("cpu")):
             loss = step(model, x, y, None, 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    return batch_size / seconds_per_call(train_step, torch.device("cpu"), batches, warmup=3)
+    images_per_s = batch_size / seconds_per_call(train_step, torch.device("cpu"), batches, warmup=3)
+    with HostSyncCounter() as syncs:
+        train_step()
+    return images_per_s, syncs.count
 
 
 def project_epoch(model_name: str, cfg: TrainConfig, images, labels, test_x, test_y) -> tuple[float, float]:
@@ -148,6 +156,8 @@ def main(argv=None):
     parser.add_argument("--test-images", type=int, default=10000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=20, help="timed batches of the step comparison")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="leave out the compiled step (compiling takes about a minute on a CPU)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                         help="DataLoader workers of the conventional pipeline")
     args = parser.parse_args(argv)
@@ -162,11 +172,17 @@ def main(argv=None):
           f"{len(x)} training / {len(xt)} test images")
     print(f"configured numerics here: {configured.describe()}")
 
-    fast = step_throughput(args.model, configured, x, y, args.batch_size, args.batches)
-    slow = step_throughput(args.model, Numerics(bf16=False, channels_last=False), x, y, args.batch_size, args.batches)
-    print(f"training step, as configured        {fast:8.0f} images/s")
+    fast, syncs = step_throughput(args.model, configured, x, y, args.batch_size, args.batches)
+    slow, _ = step_throughput(args.model, Numerics(bf16=False, channels_last=False), x, y, args.batch_size, args.batches)
+    print(f"training step, as configured        {fast:8.0f} images/s, {syncs} host syncs per step")
     print(f"training step, fp32 contiguous      {slow:8.0f} images/s")
     print(f"  ratio                             {fast / slow:8.2f}x")
+    if args.compile:
+        compiled, compiled_syncs = step_throughput(args.model, replace(configured, compiled=True), x, y,
+                                                   args.batch_size, args.batches)
+        print(f"training step, as configured, eager     {fast:8.0f} images/s")
+        print(f"training step, as configured, compiled  {compiled:8.0f} images/s, {compiled_syncs} host syncs per step "
+              f"({compiled / fast:.2f}x; torch.compile of forward_features, compilation not timed)")
 
     ours_train, ours_eval = project_epoch(args.model, cfg, x, y, xt, yt)
     conv_train, conv_eval = conventional_epoch(args.model, x, y, xt, yt, args.batch_size, args.workers)

@@ -200,7 +200,7 @@ class TrainConfig(Section):
     channels_last: bool = True
     """channels_last tensors (a layout: used on every device, in fp32 as in bf16)"""
     compile: bool = False
-    """torch.compile each top-level block of the model (opt-in: compiling takes about a minute on a CPU and needs a C++ compiler there)"""
+    """torch.compile the functions a step runs through, whole (forward_features; a multi-expert model's expert_outputs) (opt-in: compiling takes about a minute on a CPU and needs a C++ compiler there)"""
     seed: int = 0
     deterministic: bool = False
     """True: cudnn.deterministic; False: cudnn.benchmark"""

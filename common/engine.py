@@ -2,7 +2,8 @@
 
 ``fit`` trains with SGD or Adam under a per-epoch learning-rate schedule (linear warm-up,
 then step / multi-step / cosine / constant), channels_last, bf16 autocast where the hardware
-runs it natively (CUDA, CPUs with AMX / AVX-512-BF16; see :mod:`common.precision`), a tqdm
+runs it natively (CUDA, CPUs with AMX / AVX-512-BF16; fp16 with loss scaling on older GPUs; see
+:mod:`common.precision`), a tqdm
 bar, a JSON-lines log, a checkpoint every epoch (``last.pt``, resumed automatically) and
 optionally the best-on-validation one (``best.pt``); checkpoints hold tensors and plain data
 only and load with ``weights_only=True``. A study changes what one step computes
@@ -20,6 +21,7 @@ import platform
 import random
 import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,26 +170,30 @@ def save_atomic(obj, path: Path) -> None:
               f"last checkpoint.") from None
 
 
-def _rng_state() -> dict:
-    """Every RNG the training loop draws from, as tensors and plain numbers (``weights_only`` loadable)."""
+def _rng_state(device: torch.device) -> dict:
+    """Every RNG the training loop draws from, as tensors and plain numbers (``weights_only`` loadable):
+    of the GPUs, the run's own only, so a worker that sees fewer GPUs can resume it."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, py_gauss = random.getstate()
     return {"torch": torch.get_rng_state(),
             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                       "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
             "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": py_gauss},
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and device.type == "cuda":
+        if isinstance(cuda, list):          # written before only the run's own GPU was kept: one per visible GPU
+            cuda = cuda[min(device.index or 0, len(cuda) - 1)]
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -220,12 +226,15 @@ def _set_train_mode(model: nn.Module, classifier_only: bool) -> None:
         model.train()
 
 
-def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress, bf16) -> tuple[float, int]:
+def _train_epoch(model, loader, step, optimizer, scaler, device, cfg, epoch, last, progress,
+                 numerics: Numerics) -> tuple[float, int]:
     """One pass over ``loader``; returns the mean training loss and the number of images."""
     seen, total = 0, torch.zeros((), device=device)
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not progress)
+    # to a log file (stderr not a terminal) the bar would be redrawn into it: the epoch's line says it all
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+               disable=not progress or not sys.stderr.isatty())
     for batch, (images, labels, indices) in enumerate(bar):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with numerics.autocast(device):
             loss = step(model, images, labels, indices, epoch)
         # a host sync per step is cheap on CPU; on CUDA look every 25 steps and at the end
         if (device.type != "cuda" or batch % 25 == 0) and not torch.isfinite(loss):
@@ -234,8 +243,9 @@ def _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progr
                 f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate or check the "
                 f"loss inputs. Last good checkpoint: {last if last.exists() else 'none'}")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         total += loss.detach().float() * len(labels)
         seen += len(labels)
         if batch % 25 == 0:
@@ -316,13 +326,16 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
         freeze_backbone(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg)
+    scaler = numerics.grad_scaler(device)
     start, best_acc, history = 0, -1.0, []
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if numerics.fp16 and ckpt.get("scaler"):       # the loss scale it had reached
+            scaler.load_state_dict(ckpt["scaler"])
         start, best_acc = ckpt["epoch"] + 1, ckpt["best_acc"]
         history = with_provenance(ckpt["history"], started_in)
-        _set_rng_state(ckpt["rng"])
+        _set_rng_state(ckpt["rng"], device)
         if start < cfg.epochs and progress:
             print(f"resuming {out_dir} from epoch {start}/{cfg.epochs}"
                   + (f" (epochs 1-{start} ran in {started_in.describe()})" if started_in != numerics else ""))
@@ -340,8 +353,8 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
             loader.set_epoch(epoch)
         _set_train_mode(model, classifier_only)
         t0 = time.time()
-        mean_loss, seen = _train_epoch(model, loader, step, optimizer, device, cfg, epoch, last, progress,
-                                       numerics.bf16)
+        mean_loss, seen = _train_epoch(model, loader, step, optimizer, scaler, device, cfg, epoch, last, progress,
+                                       numerics)
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": mean_loss,
                "images_per_s": seen / max(time.time() - t0, 1e-9), "numerics": numerics.describe(), "device": where}
         is_last = epoch + 1 == cfg.epochs
@@ -352,8 +365,8 @@ def fit(model: nn.Module, loader, cfg: TrainConfig, out_dir, *, step: Callable,
                 save_atomic({"model": model.state_dict(), "epoch": epoch}, best_path)
         history.append(row)
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                      "best_acc": best_acc, "history": history, "rng": _rng_state(), "run_config": run_config,
-                     "numerics": numerics.record()},
+                      "best_acc": best_acc, "history": history, "rng": _rng_state(device), "run_config": run_config,
+                     "numerics": numerics.record(), "scaler": scaler.state_dict()},
                      last)
         with open(out_dir / log_name, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -435,15 +448,16 @@ def device_label(device: torch.device) -> str:
     return f"{device.type} ({name})"
 
 
-def environment() -> dict:
+def environment(device: torch.device | str | None = None) -> dict:
+    """The software and the machine; ``device`` is the run's (default: the one a run would pick)."""
     import sklearn
     import timm
     import torchvision
 
-    device = default_device()
+    device = torch.device(device) if device is not None else default_device()
     return {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "cpu_threads": torch.get_num_threads(), "cpu_bf16_native": cpu_runs_bf16_natively(),
         "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
         "timm": timm.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,

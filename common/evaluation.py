@@ -63,6 +63,6 @@ def evaluate_checkpoint(run_dir, checkpoint=None, data_root=None, device=None) -
     tests = {k: (D.to_tensor_images(x, device), y) for k, (x, y) in ds["tests"].items()}
     metrics, _ = evaluate_tests(model.to(device), tests, transforms_from_config(cfg)[1], cfg, ds["group_counts"])
     return {"config": config_record(cfg), "metrics": metrics, "checkpoint": str(checkpoint), "evaluated": now(),
-            "environment": environment(),
+            "environment": environment(device),
             "classes": ds["classes"], "train_counts": ds["train_counts"], "preset": cfg.preset,
             "epochs": cfg.train.epochs, "data": data_provenance(cfg.data.dataset, root)}

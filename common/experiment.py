@@ -181,7 +181,7 @@ def _train_and_record(cfg: ExperimentConfig, out_dir: Path, data_root, device, p
     save_predictions(out_dir / "predictions.npz", predictions)
     if tcfg.keep_weights:               # before the record: a finished run always has them
         save_atomic({"model": model.state_dict()}, out_dir / "weights.pt")
-    write_record(out_dir, run_config, metrics, started, config_hash=config_hash(run_config), preset=cfg.preset,
+    write_record(out_dir, run_config, metrics, started, device=device, config_hash=config_hash(run_config), preset=cfg.preset,
                  epochs=tcfg.epochs, data=data_provenance(cfg.data.dataset, root), data_root=str(root),
                  train_counts=ds["train_counts"], group_counts=ds["group_counts"], classes=ds["classes"],
                  train_indices_sha256=indices_hash(ds["train_indices"]),

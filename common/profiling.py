@@ -5,6 +5,7 @@ import time
 from typing import Callable
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 
@@ -17,6 +18,35 @@ def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kw
 # with torch's own SDPA formula.
 EXTRA_FLOP_FORMULAS = {getattr(torch.ops.aten, name): _sdpa_flops
                        for name in ("_scaled_dot_product_flash_attention_for_cpu",) if hasattr(torch.ops.aten, name)}
+
+
+aten = torch.ops.aten
+# ops after which the host waits for the device: a value read back (.item(), bool(t), .tolist()),
+# an output whose size depends on values, a tensor made from host data (a host-to-device copy)
+_SYNC_OPS = {aten._local_scalar_dense, aten.nonzero, aten.masked_select, aten._unique2, aten.unique_dim,
+             aten.unique_consecutive, aten.lift_fresh, aten.lift_fresh_copy}
+
+
+def _bool_mask(args) -> bool:
+    """A boolean mask used as an index: the kernel turns it into indices with ``nonzero``."""
+    indices = args[1] if len(args) > 1 and isinstance(args[1], (list, tuple)) else ()
+    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices)
+
+
+class HostSyncCounter(TorchDispatchMode):
+    """Counts the host syncs a GPU would make while it is active (``with HostSyncCounter() as c: ...;
+    c.count``). Ops are counted on any device, so a CPU run shows what the same code waits for on a GPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        packet = func.overloadpacket
+        if packet in _SYNC_OPS or func == aten.repeat_interleave.Tensor or (
+                packet in (aten.index, aten.index_put, aten.index_put_) and _bool_mask(args)):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
 def synchronize(device: torch.device) -> None:

@@ -119,10 +119,10 @@ def read_records(root) -> list[dict]:
     return records
 
 
-def write_record(out_dir, config: dict, metrics: dict, started: str, **extra) -> Path:
-    """``record.json``: everything a report needs to place and label this run."""
+def write_record(out_dir, config: dict, metrics: dict, started: str, device=None, **extra) -> Path:
+    """``record.json``: everything a report needs to place and label this run (trained on ``device``)."""
     record = {"config": config, "run_id": uuid.uuid4().hex, "started": started, "finished": now(),
-              "environment": environment(), "metrics": metrics, **extra}
+              "environment": environment(device), "metrics": metrics, **extra}
     text = json.dumps(record, indent=1, default=_jsonable)
     RunRecord.model_validate_json(text)         # a writer's mistake fails here, not in a later report
     path = Path(out_dir) / RECORD

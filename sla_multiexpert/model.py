@@ -8,6 +8,8 @@ the seed states neither the split point nor the widths.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,6 +19,8 @@ from common.models.resnet_cifar import init_weights, make_stage
 
 
 class MultiExpertResNet32(nn.Module):
+    compiled_functions = ("expert_outputs",)    # what every step and forward goes through (common.precision)
+
     def __init__(self, num_classes: int, num_experts: int = 3, expert_widths=(24, 48), blocks: int = 5):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
@@ -51,8 +55,7 @@ class MultiExpertResNet32(nn.Module):
         """Log of the experts' mean softmax (Eq. 19): ``softmax(forward(x))`` is the ensemble's
         probability, and its argmax the prediction."""
         logits, _ = self.expert_outputs(x)
-        return torch.logsumexp(F.log_softmax(logits.float(), dim=-1), dim=0) - torch.log(
-            torch.tensor(float(self.num_experts), device=logits.device))
+        return torch.logsumexp(F.log_softmax(logits.float(), dim=-1), dim=0) - math.log(self.num_experts)
 
 
 @register_model("multi_expert_resnet32")

@@ -63,3 +63,24 @@ def offline_weight_caches(tmp_path, monkeypatch):
             (target / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
             save_file(state_dict, target / "snapshots" / commit / "model.safetensors")
     return put
+
+
+@pytest.fixture
+def fake_cuda():
+    """``with fake_cuda():`` new tensors and modules are fake CUDA tensors (no GPU needed): shapes,
+    dtypes and devices propagate, a CPU tensor mixed in raises ``FakeTensorDeviceMismatchError``,
+    and a data-dependent host sync (``.item()``, ``bool(t)``, ``nonzero()``) raises, so code that
+    completes here makes none. Real tensors moved in with ``.to("cuda")`` become fake. Backward
+    does not run here (autograd asks for a CUDA context): run it on ``meta`` tensors."""
+    import contextlib
+
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)    # one per test: its tensors live across entries
+
+    @contextlib.contextmanager
+    def fake():
+        with mode, torch.device("cuda"):
+            yield
+    return fake

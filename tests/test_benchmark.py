@@ -4,7 +4,9 @@ import re
 from common import benchmark
 
 
-def test_benchmark_prints_step_and_epoch_figures_with_ratios(tmp_path, capsys):
+def test_benchmark_prints_step_and_epoch_figures_with_ratios(tmp_path, capsys, monkeypatch):
+    from common import precision
+    monkeypatch.setattr(precision, "COMPILE_BACKEND", "eager")      # the same graphs, compiled in seconds
     benchmark.main(["--data", str(tmp_path), "--images", "64", "--test-images", "32", "--batch-size", "32",
                     "--batches", "1", "--workers", "0"])
     out = capsys.readouterr().out
@@ -12,5 +14,7 @@ def test_benchmark_prints_step_and_epoch_figures_with_ratios(tmp_path, capsys):
     for label in ("training step, as configured", "training step, fp32 contiguous", "ratio, training only",
                   "ratio, epoch + evaluation"):
         assert re.search(rf"{re.escape(label)} +[\d.]+", out), label
+    assert re.search(r"as configured +\d+ images/s, [01] host syncs per step", out)
+    assert re.search(r"as configured, eager +\d+ images/s\n.*as configured, compiled +\d+ images/s, [01] host syncs", out)
     assert re.search(r"project epoch .*\n  train +\d+ images/s, evaluation +\d+ images/s", out)
     assert re.search(r"conventional epoch \(PIL Dataset, DataLoader, 0 workers, fp32\)\n  train +\d+ images/s", out)

@@ -10,9 +10,12 @@ policy), each optionally followed by a resize (e.g. to 224 for ImageNet models).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -160,40 +163,150 @@ def simclr_color(x: torch.Tensor, blur: bool = True) -> torch.Tensor:
     return x
 
 
+_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+
+
+@functools.cache
+def _cifar_policy(height: int, width: int) -> tuple:
+    """torchvision's CIFAR-10 AutoAugment policy as arrays: per sub-policy and slot its op name,
+    probability, magnitude and whether the magnitude's sign is drawn."""
+    from torchvision.transforms import autoaugment as aa
+
+    policy = aa.AutoAugment(aa.AutoAugmentPolicy.CIFAR10)
+    space = policy._augmentation_space(10, (height, width))
+    names, probs, mags, signed = [], [], [], []
+    for sub_policy in policy.policies:
+        for name, prob, bin_ in sub_policy:
+            magnitudes, is_signed = space[name]
+            magnitude = float(magnitudes[bin_]) if bin_ is not None else 0.0
+            names.append(name), probs.append(prob), mags.append(magnitude)
+            signed.append(bool(is_signed and magnitude != 0))
+    shape = (len(policy.policies), 2)
+    return (np.array(names).reshape(shape), np.array(probs).reshape(shape), np.array(mags).reshape(shape),
+            np.array(signed).reshape(shape))
+
+
+@functools.cache
+def _source_maps(height: int, width: int) -> tuple[dict, torch.Tensor]:
+    """Every geometric op of the policy as a map output pixel -> 1 + source pixel (0: the zero fill),
+    made by torchvision's own op (nearest) on an image of pixel numbers: ``{(name, magnitude): row}``
+    and the rows (CPU; moved to a device once, by :func:`_device_maps`)."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import autoaugment as aa
+
+    names, _, mags, signed = _cifar_policy(height, width)
+    numbers = torch.arange(1, height * width + 1, dtype=torch.float32, device="cpu").view(1, 1, height, width)
+    keys = sorted({(n, m * s) for n, m, sg in zip(names.flat, mags.flat, signed.flat) if n in _GEOMETRIC
+                   for s in ((1, -1) if sg else (1,))})
+    rows = [aa._apply_op(numbers, name, magnitude, InterpolationMode.NEAREST, None).round().long().flatten()
+            for name, magnitude in keys]
+    return {key: i for i, key in enumerate(keys)}, torch.stack(rows)
+
+
+_maps_on: dict = {}
+
+
+def _device_maps(height: int, width: int, device: torch.device) -> tuple[dict, torch.Tensor]:
+    key = (height, width, str(device))
+    if key not in _maps_on:                            # one host-to-device copy per device, ever
+        rows, maps = _source_maps(height, width)
+        _maps_on[key] = (rows, maps.to(device))
+    return _maps_on[key]
+
+
+def _remap(x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Pixel ``i`` of every image from pixel ``source[i] - 1`` (0: zero)."""
+    flat = F.pad(x.flatten(2), (1, 0))
+    return flat.gather(2, source.expand(*flat.shape[:2], -1)).view_as(x)
+
+
+def equalize(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``equalize`` of a uint8 batch, every image and channel at once (torchvision
+    loops over images and branches on each channel's values)."""
+    flat = x.flatten(2).long()
+    hist = torch.zeros(*flat.shape[:2], 256, dtype=torch.long, device=x.device).scatter_add_(
+        2, flat, torch.ones_like(flat))
+    last = hist.gather(2, flat.amax(2, keepdim=True))         # the count of the largest value: the last bin
+    step = (flat.shape[2] - last) // 255
+    lut = (hist.cumsum(2) + step // 2) // step.clamp(min=1)
+    lut = F.pad(lut, (1, 0))[..., :-1].clamp(0, 255)
+    return torch.where(step == 0, flat, lut.gather(2, flat)).to(torch.uint8).view_as(x)
+
+
+def autocontrast(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``autocontrast`` of a uint8 batch, without its boolean-mask assignment."""
+    low = x.amin((-2, -1), keepdim=True).float()
+    scale = 255.0 / (x.amax((-2, -1), keepdim=True).float() - low)
+    flat = ~torch.isfinite(scale)
+    low, scale = torch.where(flat, 0.0, low), torch.where(flat, 1.0, scale)
+    return ((x - low) * scale).clamp(0, 255).to(x.dtype)
+
+
+def sharpness(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """torchvision's ``adjust_sharpness`` of a uint8 batch, its kernel made on the device (torchvision
+    writes the centre tap from a host scalar, a copy per call)."""
+    kernel = F.pad(torch.full((1, 1), 5.0, device=x.device), (1, 1, 1, 1), value=1.0)
+    kernel = (kernel / kernel.sum()).expand(x.shape[-3], 1, 3, 3)
+    degenerate = x.clone()
+    degenerate[..., 1:-1, 1:-1] = F.conv2d(x.float(), kernel, groups=x.shape[-3]).round().to(x.dtype)
+    return (factor * x + (1.0 - factor) * degenerate).clamp(0, 255).to(x.dtype)
+
+
+# torchvision's ops that wait for the device (or loop over images), batched: name -> (batch, magnitude) -> batch
+_BATCHED_OPS = {"Equalize": lambda x, m: equalize(x), "AutoContrast": lambda x, m: autocontrast(x),
+                "Sharpness": lambda x, m: sharpness(x, 1.0 + m)}
+
+
+def _apply(x: torch.Tensor, name: str, magnitude: float) -> torch.Tensor:
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import autoaugment as aa
+
+    if name in _GEOMETRIC:
+        rows, maps = _device_maps(*x.shape[-2:], x.device)
+        return _remap(x, maps[rows[(name, magnitude)]])
+    if name in _BATCHED_OPS:
+        return _BATCHED_OPS[name](x, magnitude)
+    return aa._apply_op(x, name, magnitude, InterpolationMode.NEAREST, None)
+
+
+def _groups(n: int, names, probs, mags, signed) -> tuple[np.ndarray, list]:
+    """Draw every sample's sub-policy, op coins and signs on the host (numpy), and group the
+    samples by what is applied to them: (sample indices in group order, [(start, stop, name, magnitude)]
+    per slot in order)."""
+    choice = np.random.randint(len(names), size=n)
+    coins, negate = np.random.rand(2, n), np.random.rand(2, n) < 0.5
+    order, groups, start = [], [], 0
+    for slot in range(2):
+        applied = np.flatnonzero(coins[slot] <= probs[choice, slot])
+        sub, neg = choice[applied], negate[slot, applied] & signed[choice[applied], slot]
+        key = sub * 2 + neg
+        sort = np.argsort(key, kind="stable")
+        keys, first, counts = np.unique(key[sort], return_index=True, return_counts=True)
+        order.append(applied[sort])
+        for k, f, c in zip(keys, first, counts):
+            magnitude = mags[k // 2, slot] * (-1 if k % 2 else 1)
+            groups.append((start + f, start + f + c, names[k // 2, slot], float(magnitude)))
+        start += len(applied)
+    return np.concatenate(order), groups
+
+
 def autoaugment_cifar(x: torch.Tensor) -> torch.Tensor:
     """AutoAugment with the CIFAR-10 policy (Cubuk et al. 2019) on a uint8 batch (a float batch
     in [0, 1] is first rounded to 8 bits, the images torchvision's ops are defined on).
 
     Each sample draws its own sub-policy, op coins and magnitude signs, as torchvision's
-    ``AutoAugment`` does per image; samples that share an (op, magnitude, sign) are
-    transformed together, so a batch costs at most a few dozen batched op calls.
+    ``AutoAugment`` does per image, but on the host (numpy): no device value decides what runs.
+    Samples that share an (op, magnitude, sign) are transformed together, their indices sent to
+    the device in one copy, so a batch costs one transfer and a few dozen batched op calls.
     """
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import autoaugment as aa
-
     if x.dtype != torch.uint8:
         x = x.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-    policy = aa.AutoAugment(aa.AutoAugmentPolicy.CIFAR10)
-    space = policy._augmentation_space(10, (x.shape[-2], x.shape[-1]))
-    n = x.shape[0]
-    choice = torch.randint(len(policy.policies), (n,), device=x.device)
+    order, groups = _groups(x.shape[0], *_cifar_policy(*x.shape[-2:]))
+    order = torch.from_numpy(order).to(x.device, non_blocking=True)
     out = x.clone()
-    for slot in range(2):
-        coins = torch.rand(n, device=x.device)
-        signs = torch.rand(n, device=x.device) < 0.5
-        for k, sub_policy in enumerate(policy.policies):
-            name, prob, bin_ = sub_policy[slot]
-            mask = (choice == k) & (coins <= prob)
-            if not mask.any():
-                continue
-            magnitudes, signed = space[name]
-            magnitude = float(magnitudes[bin_]) if bin_ is not None else 0.0
-            for negate in ((False, True) if signed and magnitude != 0 else (False,)):
-                sel = mask & (signs == negate) if signed and magnitude != 0 else mask
-                idx = sel.nonzero().squeeze(1)
-                if len(idx):
-                    out[idx] = aa._apply_op(out[idx], name, -magnitude if negate else magnitude,
-                                            InterpolationMode.NEAREST, None)
+    for start, stop, name, magnitude in groups:
+        idx = order[start:stop]
+        out[idx] = _apply(out[idx], name, magnitude)
     return out
 
 
@@ -211,11 +324,26 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - mean) / std
 
 
+class Normalize:
+    """``normalize`` with the mean and std copied to each device once, not on every call."""
+
+    def __init__(self, mean, std):
+        self.mean, self.std, self.on = mean, std, {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.device, x.dtype)
+        if key not in self.on:
+            self.on[key] = tuple(torch.tensor(v, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+                                 for v in (self.mean, self.std))
+        mean, std = self.on[key]
+        return (x - mean) / std
+
+
 def mixup(x, y: torch.Tensor, alpha: float):
     """Mixup (Zhang et al. 2018): ``lam ~ Beta(alpha, alpha)``, one ``lam`` per batch, mixed with
     a random permutation of the batch. ``x`` may be a list of views of the same batch, all mixed
     with the same ``lam`` and permutation. Returns ``(mixed_x, y, y[perm], lam)``."""
-    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    lam = float(np.random.beta(alpha, alpha)) if alpha > 0 else 1.0     # drawn on the host: nothing to wait for
     perm = torch.randperm(len(y), device=y.device)
     mixed = [lam * v + (1 - lam) * v[perm] for v in x] if isinstance(x, (list, tuple)) else lam * x + (1 - lam) * x[perm]
     return mixed, y, y[perm], lam
@@ -244,16 +372,18 @@ def build_augment(name: str = "standard", mean=CIFAR10_MEAN, std=CIFAR10_STD,
     ``Resize(224)`` then ``RandomCrop(224, padding=4)`` does)."""
     if name not in _SPATIAL:
         raise ValueError(f"unknown augmentation {name!r}; expected one of {AUGMENTATIONS}")
-    spatial = _SPATIAL[name]
+    spatial, norm = _SPATIAL[name], Normalize(mean, std)
 
     def augment(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):  # augment in full precision
+        full_precision = (torch.autocast(device_type=x.device.type, enabled=False)
+                          if torch.amp.is_autocast_available(x.device.type) else contextlib.nullcontext())
+        with full_precision:  # augment in full precision
             if size is not None and resize_first:  # float, like the test images (and the thesis's tensors)
                 x = spatial(resize(x, size))
             else:
                 x = spatial(x)
                 if size is not None:
                     x = resize(x, size)
-            return normalize(to_float(x), mean, std)
+            return norm(to_float(x))
 
     return augment

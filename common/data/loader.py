@@ -27,7 +27,7 @@ class BatchLoader:
     def __init__(self, images: torch.Tensor, labels, batch_size: int, shuffle: bool = False,
                  drop_last: bool = False, sample_weights=None, seed: int = 0):
         self.images = images
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long).to(images.device)
+        self.labels = torch.as_tensor(labels, dtype=torch.long, device=images.device)  # a device tensor stays there
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
         self.batch_size, self.shuffle, self.drop_last, self.seed = batch_size, shuffle, drop_last, seed

@@ -16,13 +16,14 @@ class DeferredReweighting(nn.Module):
     def __init__(self, loss: nn.Module, start_epoch: int = 160, beta: float = 0.9999, scheme: str = "ens"):
         super().__init__()
         self.loss, self.start_epoch, self.beta, self.scheme = loss, start_epoch, beta, scheme
-        self.base_weight = loss.weight   # the loss's own weight, used before start_epoch
+        # buffers, so that .to(device) moves both and switching never brings a CPU tensor back
+        self.register_buffer("base_weight", loss.weight, persistent=False)   # the loss's own, before start_epoch
+        self.register_buffer("drw_weight", class_weights(loss.counts.cpu(), scheme, beta), persistent=False)
         self.active = False
 
     def set_epoch(self, epoch: int) -> None:
         self.active = epoch >= self.start_epoch
-        self.loss.weight = (class_weights(self.loss.counts.cpu(), self.scheme, self.beta).to(self.loss.counts.device)
-                            if self.active else self.base_weight)
+        self.loss.weight = self.drw_weight if self.active else self.base_weight
 
     @property
     def logit_scale(self) -> float:

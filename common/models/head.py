@@ -9,6 +9,8 @@ def fp32_head(head: nn.Module, features: torch.Tensor) -> torch.Tensor:
     """``head(features)`` in float32. bf16 keeps about three significant digits, and losses
     such as LDAM (s = 30) or logit adjustment scale or shift the logits, so rounding them to
     bf16 would add visible noise; the head is one small layer, so this costs nothing."""
+    if not torch.amp.is_autocast_available(features.device.type):     # meta tensors (tests)
+        return head(features.float())
     with torch.autocast(features.device.type, enabled=False):
         return head(features.float())
 
