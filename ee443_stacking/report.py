@@ -17,7 +17,7 @@ from common.report import (DASH, _pyplot, bars, budget_label, budget_notes, comb
                            legend_outside, model_lines, note_single_point, ours_frame, plot_curves, save_figure,
                            write_table)
 from common.runstore import read_records
-from common.study import ReportInput, report_main
+from common.study import ReportInput, Written, report_main
 
 from .grid import BASE, ENSEMBLES, LEARNED, STUDY, best_of, grid_plan, hp_tag
 
@@ -195,7 +195,7 @@ def histograms(original, bag, path, threshold, footer):
     return save_figure(fig, path, footer)
 
 
-def write_tables(inp: ReportInput) -> str:
+def write_tables(inp: ReportInput) -> Written:
     preset, paper, out = inp.preset, inp.paper, inp.out
     base, plan = load_config(BASE, preset).train, grid_plan(preset)
     b0 = plan.base_model
@@ -290,7 +290,7 @@ def write_tables(inp: ReportInput) -> str:
         members = {f"{m} {v}": records.get(f"{ds}/{m}__{v}__{tag}") for v in ("ce", "wl_ins") for m in plan.stack}
         plot_curves({k: r for k, r in members.items() if r}, out / f"curves_{ds}.png",
                     f"Training curves of the stacking members, dataset {ds} (CE and INS-weighted)", footer)
-    return f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs"
+    return Written(f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs", ours)
 
 
 def main(argv=None):
