@@ -356,31 +356,43 @@ def claims_markdown(verdicts: list[Verdict], rows: pd.DataFrame, preset: str, st
     return "\n".join(lines)
 
 
+SEVERITY = (FAILS, NOISE, HOLDS, MISSING, NOT_COMPARABLE)     # a cell judged by several claims shows the first
+
+
+def _cell_verdicts(verdicts: list[Verdict]) -> dict[tuple[str, str, str], str]:
+    """Each of our cells the claims are judged on -> the most severe verdict among those claims."""
+    found = {}
+    for v in verdicts:
+        for pair in v.claim.pairs:
+            for c in (c for c in pair if c is not None and not c.from_paper):
+                key = (c.table, c.row, c.column)
+                found[key] = min(found.get(key, v.verdict), v.verdict, key=SEVERITY.index)
+    return found
+
+
 def claims_figure(verdicts: list[Verdict], ours: pd.DataFrame, paper: pd.DataFrame, path, footer: str):
-    """Ours against the paper for every judged cell: one panel, both on the same axis (the
-    diagonal is exact reproduction), the seeds' std as error bars, the claim's verdict as colour."""
+    """Ours against the paper for every judged cell the paper prints: one panel, both on the same
+    axis (the diagonal is exact reproduction), the seeds' std as error bars, colour the most
+    severe verdict of the claims judged on the cell."""
     plt = _pyplot()
     mine, printed = _values(ours), _values(paper.assign(std=np.nan, n=1))
     fig, ax = plt.subplots(figsize=(6.5, 5))
     seen = set()
-    for v in verdicts:
-        keys = dict.fromkeys((c.table, c.row, c.column) for pair in v.claim.pairs for c in pair
-                             if c is not None and not c.from_paper)
-        points = [(printed[k].mean, mine[k].mean, mine[k].std) for k in keys if k in printed and k in mine]
-        if not points:
+    for key, verdict in _cell_verdicts(verdicts).items():
+        if key not in printed or key not in mine:
             continue
-        x, y, err = map(list, zip(*points))
-        ax.errorbar(x, y, yerr=err, fmt="o", color=VERDICT_COLOURS[v.verdict], ecolor="0.3", capsize=2, alpha=0.8,
-                    label=v.verdict if v.verdict not in seen else "_nolegend_")
-        seen.add(v.verdict)
-        ax.annotate(v.claim.id, (x[0], y[0]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    lo, hi = ax.get_xlim() if seen else (0, 100)
-    lo, hi = min(lo, ax.get_ylim()[0]), max(hi, ax.get_ylim()[1])
+        x, y = printed[key].mean, mine[key].mean
+        ax.errorbar([x], [y], yerr=[mine[key].std], fmt="o", color=VERDICT_COLOURS[verdict], ecolor="0.3", capsize=2,
+                    alpha=0.85, label="_nolegend_" if verdict in seen else verdict)
+        seen.add(verdict)
+        ax.annotate(f"{key[1]} {key[2]}" if len({k[0] for k in printed}) == 1 else "/".join(key), (x, y), fontsize=6,
+                    xytext=(3, 3), textcoords="offset points")
+    lo, hi = (min(*ax.get_xlim(), *ax.get_ylim()), max(*ax.get_xlim(), *ax.get_ylim())) if seen else (0, 100)
     ax.plot([lo, hi], [lo, hi], "--", color="0.5", linewidth=0.8, label="ours = paper")
     if not seen:
         ax.text(0.5, 0.5, "no judged cell has a run", ha="center", va="center", transform=ax.transAxes, gid="missing")
-    ax.set(xlabel="paper (%)", ylabel="ours (%)", title="Judged cells: ours against the paper, coloured by verdict")
-    ax.title.set_fontsize(9)
+    ax.set(xlabel="paper (%)", ylabel="ours (%)")
+    ax.set_title("Cells the claims are judged on: ours against the paper, coloured by verdict", fontsize=9)
     legend_outside(ax)
     return save_figure(fig, path, footer)
 

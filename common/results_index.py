@@ -48,7 +48,7 @@ def _scorecard_rows(results: Path, study: str) -> list[dict]:
         rows += [{**row, "study": study, "link": link} for row in pd.read_csv(csv, dtype=str).to_dict("records")]
     declared = STUDY_ROOT / study / "claims.csv"
     if declared.exists() and not any(r["preset"] == "paper" for r in rows):
-        rows += [{**row, "reason": "no runs of preset paper", "study": study, "link": None}
+        rows += [{**row, "reason": "no runs of preset paper", "seeds": "0", "study": study, "link": None}
                  for row in judged_without_runs(declared, STUDY_ROOT / study / "paper_numbers.csv").to_dict("records")]
     return rows
 
@@ -56,7 +56,7 @@ def _scorecard_rows(results: Path, study: str) -> list[dict]:
 def _scorecard_line(row: dict) -> str:
     claim = f"[{row['id']}]({row['link']}#{row['id']}): {row['claim']}" if row["link"] else f"{row['id']}: {row['claim']}"
     ours = (f"{row['ours']} (`{row['preset']}`, {row['epochs']} ep, n={row['seeds']}, {row['data']})"
-            if row["seeds"] != "0" else f"– (`{row['preset']}`: no runs)")
+            if row["seeds"] != "0" else f"– (`{row['preset']}`: no run of its cells)")
     verdict = f"**{row['verdict']}**"
     if row["verdict"] in (MISSING, NOISE, FAILS):
         verdict += f": {row['reason']}"
