@@ -360,33 +360,37 @@ SEVERITY = (FAILS, NOISE, HOLDS, MISSING, NOT_COMPARABLE)     # a cell judged by
 
 
 def _cell_verdicts(verdicts: list[Verdict]) -> dict[tuple[str, str, str], str]:
-    """Each of our cells the claims are judged on -> the most severe verdict among those claims."""
+    """Each of our cells the claims are judged on -> the most severe verdict of the pairs it is in
+    (a number on a preset that is not the paper's protocol: not comparable)."""
     found = {}
     for v in verdicts:
-        for pair in v.claim.pairs:
+        for pair, check in zip(v.claim.pairs, v.checks):
+            verdict = NOT_COMPARABLE if v.verdict == NOT_COMPARABLE else check.verdict
             for c in (c for c in pair if c is not None and not c.from_paper):
                 key = (c.table, c.row, c.column)
-                found[key] = min(found.get(key, v.verdict), v.verdict, key=SEVERITY.index)
+                found[key] = min(found.get(key, verdict), verdict, key=SEVERITY.index)
     return found
 
 
 def claims_figure(verdicts: list[Verdict], ours: pd.DataFrame, paper: pd.DataFrame, path, footer: str):
     """Ours against the paper for every judged cell the paper prints: one panel, both on the same
     axis (the diagonal is exact reproduction), the seeds' std as error bars, colour the most
-    severe verdict of the claims judged on the cell."""
+    severe verdict of the comparisons the cell is in."""
     plt = _pyplot()
     mine, printed = _values(ours), _values(paper.assign(std=np.nan, n=1))
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    seen = set()
+    points = {}          # cells with the same numbers (one run filling several tables) share a point
     for key, verdict in _cell_verdicts(verdicts).items():
-        if key not in printed or key not in mine:
-            continue
-        x, y = printed[key].mean, mine[key].mean
-        ax.errorbar([x], [y], yerr=[mine[key].std], fmt="o", color=VERDICT_COLOURS[verdict], ecolor="0.3", capsize=2,
+        if key in printed and key in mine:
+            at = (printed[key].mean, mine[key].mean, mine[key].std)
+            cells, worst = points.get(at, ([], verdict))
+            points[at] = (cells + ["/".join(key)], min(worst, verdict, key=SEVERITY.index))
+    seen = set()
+    for (x, y, std), (cells, verdict) in points.items():
+        ax.errorbar([x], [y], yerr=[std], fmt="o", color=VERDICT_COLOURS[verdict], ecolor="0.3", capsize=2,
                     alpha=0.85, label="_nolegend_" if verdict in seen else verdict)
         seen.add(verdict)
-        ax.annotate(f"{key[1]} {key[2]}" if len({k[0] for k in printed}) == 1 else "/".join(key), (x, y), fontsize=6,
-                    xytext=(3, 3), textcoords="offset points")
+        ax.annotate("\n".join(cells), (x, y), fontsize=6, xytext=(4, -3), textcoords="offset points", va="top")
     lo, hi = (min(*ax.get_xlim(), *ax.get_ylim()), max(*ax.get_xlim(), *ax.get_ylim())) if seen else (0, 100)
     ax.plot([lo, hi], [lo, hi], "--", color="0.5", linewidth=0.8, label="ours = paper")
     if not seen:
