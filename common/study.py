@@ -23,6 +23,7 @@ from typing import Callable
 import pandas as pd
 import yaml
 
+from .claims import write_claims
 from .cli import ArgumentParser
 from .config import ConfigError, load_config, parse_overrides, preset_names
 from .data.cifar import LAYOUTS, default_data_root, missing_files
@@ -195,9 +196,19 @@ class ReportInput:
     out: Path
 
 
-def report_main(study: Study, write_tables: Callable[[ReportInput], str], doc: str, argv=None) -> None:
-    """``python -m <study>.report``: the study's tables from one preset's records (``write_tables``
-    returns what it wrote, as one line), then ``results/README.md``."""
+@dataclass
+class Written:
+    """What a study's table writer wrote: one line saying what, the 'ours' cells its tables hold
+    (:func:`common.report.combine_seeds`), which the seed's claims are judged on, and the
+    ``(table, row, column)`` its tables lay out beyond the paper's numbers (rows beyond the seed)."""
+    message: str
+    ours: pd.DataFrame
+    layout: tuple = ()
+
+
+def report_main(study: Study, write_tables: Callable[[ReportInput], Written], doc: str, argv=None) -> None:
+    """``python -m <study>.report``: the study's tables from one preset's records, the verdicts
+    on the seed's claims (``claims.csv`` beside ``paper_numbers.csv``), then ``results/README.md``."""
     args = report_parser(doc, study.presets(), study.results).parse_args(argv)
     try:
         roots = seed_roots(args.results / "runs", args.preset, args.seeds, study.own_seed(args.preset))
@@ -205,6 +216,8 @@ def report_main(study: Study, write_tables: Callable[[ReportInput], str], doc: s
         sys.exit(f"error: {err}")
     out = args.results / args.preset
     out.mkdir(parents=True, exist_ok=True)
-    done = write_tables(ReportInput(args.preset, load_paper_numbers(study.folder / "paper_numbers.csv"), roots, out))
+    paper = load_paper_numbers(study.folder / "paper_numbers.csv")
+    written = write_tables(ReportInput(args.preset, paper, roots, out))
+    write_claims(study.folder / "claims.csv", study.name, args.preset, paper, written.ours, out, written.layout)
     write_results_index(args.results)              # results/README.md: every study's index
-    print(f"{done} to {out}")
+    print(f"{written.message} to {out}")

@@ -15,9 +15,9 @@ from common.config import load_config
 from common.models import build_model
 from common.report import (DASH, _pyplot, bars, budget_label, budget_notes, combine_seeds, comparison_table, figure_footer,
                            legend_outside, model_lines, note_single_point, ours_frame, plot_curves, save_figure,
-                           write_table)
+                           table_labels, write_table)
 from common.runstore import read_records
-from common.study import ReportInput, report_main
+from common.study import ReportInput, Written, report_main
 
 from .grid import BASE, ENSEMBLES, LEARNED, STUDY, best_of, grid_plan, hp_tag
 
@@ -76,8 +76,9 @@ def result_cells(records: dict, chosen: dict, b0: str) -> list[dict]:
         gains = [by[ds, column] - by[ds, "baseline"] for ds in chosen if ds != "full" and (ds, column) in by
                  and (ds, "baseline") in by]
         if gains and len(gains) == len([d for d in chosen if d != "full"]):
+            behind = {c["label"] for c in cells if c["row"] != "full" and c["column"] in (column, "baseline")}
             cells.append({"table": "results", "row": "average_improvement", "column": column,
-                          "value": float(np.mean(gains)), "label": ""})
+                          "value": float(np.mean(gains)), "label": "\n".join(sorted(behind))})
     return cells
 
 
@@ -195,7 +196,7 @@ def histograms(original, bag, path, threshold, footer):
     return save_figure(fig, path, footer)
 
 
-def write_tables(inp: ReportInput) -> str:
+def write_tables(inp: ReportInput) -> Written:
     preset, paper, out = inp.preset, inp.paper, inp.out
     base, plan = load_config(BASE, preset).train, grid_plan(preset)
     b0 = plan.base_model
@@ -210,7 +211,7 @@ def write_tables(inp: ReportInput) -> str:
     ours = combine_seeds([ours_frame(result_cells(records, chosen, b0) + fig_cells(records, chosen, fixed_point, b0)
                                      + size_cells) for records, chosen in per_seed])
     records, chosen = per_seed[0]   # per-run tables and figures: the first seed (the configs' own, when run)
-    labels = sorted({lab for lab in ours["label"] if lab}) if len(ours) else []
+    labels = table_labels(ours)
     notes = budget_notes(preset, labels, "seed 002")
     models = model_lines([r for recs, _ in per_seed for r in recs.values()])
     proxy = preset in PROXIES
@@ -290,7 +291,7 @@ def write_tables(inp: ReportInput) -> str:
         members = {f"{m} {v}": records.get(f"{ds}/{m}__{v}__{tag}") for v in ("ce", "wl_ins") for m in plan.stack}
         plot_curves({k: r for k, r in members.items() if r}, out / f"curves_{ds}.png",
                     f"Training curves of the stacking members, dataset {ds} (CE and INS-weighted)", footer)
-    return f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs"
+    return Written(f"wrote the results table, Figs 1 / 2, sweeps, ensembles and figures from {len(records)} runs", ours)
 
 
 def main(argv=None):

@@ -14,7 +14,7 @@ from common.report import (_pyplot, bars, budget_label, budget_notes, combine_se
                            legend_outside, model_lines, note_single_point, ours_frame, plot_confusion, plot_curves,
                            save_figure, table_labels, write_table)
 from common.runstore import read_records
-from common.study import ReportInput, report_main
+from common.study import ReportInput, Written, report_main
 
 from .grid import IN_SEED, ROW_LABELS, STUDY
 
@@ -80,7 +80,7 @@ def tau_figure(record: dict, path: Path, footer: str):
     return save_figure(fig, path, footer)
 
 
-def write_tables(inp: ReportInput) -> str:
+def write_tables(inp: ReportInput) -> Written:
     preset, paper, out = inp.preset, inp.paper, inp.out
     by_seed = []
     for root in inp.roots.values():
@@ -120,7 +120,8 @@ def write_tables(inp: ReportInput) -> str:
         tau_figure(records["tau_norm_oracle"], out / "tau_sweep.png", footer)
     plot_curves({ROW_LABELS[n]: records[n] for n in ("baseline", "reweight", "stage1", "decoupled_wce") if n in records},
                 out / "curves.png", "Training curves of the headline rows", footer)
-    return f"wrote the comparison, summary, per-class tables and figures from {len(records)} runs"
+    return Written(f"wrote the comparison, summary, per-class tables and figures from {len(records)} runs", ours,
+                   tuple((table, row, column) for row in ROW_LABELS for column in COLUMNS for table in ("comparison",)))
 
 
 def main(argv=None):

@@ -12,7 +12,7 @@ import pandas as pd
 from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, figure_footer, ours_frame,
                            plot_curves, plot_group_lines, plot_paper_vs_ours, table_labels, write_table)
 from common.runstore import read_records
-from common.study import ReportInput, report_main
+from common.study import ReportInput, Written, report_main
 
 from .grid import DATASETS, INV_TAUS, RATIOS, STUDY, runs
 
@@ -56,7 +56,7 @@ def _notes(preset, ours, table):
             "Paper: doi:10.3389/fncom.2023.1296897, see sla_multiexpert/paper_numbers.csv"]
 
 
-def write_tables(inp: ReportInput) -> str:
+def write_tables(inp: ReportInput) -> Written:
     preset, paper, out = inp.preset, inp.paper, inp.out
     by_seed = {name: read_records(root) for name, root in inp.roots.items()}
     ours = combine_seeds([cells_from_records(preset, records) for records in by_seed.values()])
@@ -142,7 +142,7 @@ def write_tables(inp: ReportInput) -> str:
     plot_curves(dict(sorted(headline.items())), out / "curves.png",
                 f"Training curves at imbalance 100: full method vs CE ({preset}; first seed)",
                 figure_footer(preset, headline.values()))
-    return f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs"
+    return Written(f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs", ours)
 
 
 def final_and_best(records: dict, paper: pd.DataFrame) -> pd.DataFrame:

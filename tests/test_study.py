@@ -7,7 +7,7 @@ import yaml
 
 from common.report import comparison_table, ours_frame, write_table
 from common.runstore import read_records
-from common.study import ReportInput, Run, Study, grid_main, report_main
+from common.study import ReportInput, Run, Study, Written, grid_main, report_main
 
 CONFIG = {"data": {"dataset": "cifar10", "imb_factor": 0.1, "min_count": 1},
           "model": {"name": "resnet32"}, "loss": {"name": "ce"},
@@ -44,12 +44,12 @@ def test_a_fifth_study_runs_and_reports_from_its_declaration(fifth_study, tiny_r
     record = json.loads((results / "runs" / "smoke" / "ce" / "record.json").read_text())
     assert record["epochs"] == 1 and not (results / "runs" / "smoke" / "bs").exists()
 
-    def write_tables(inp: ReportInput) -> str:
+    def write_tables(inp: ReportInput) -> Written:
         records = [r for root in inp.roots.values() for r in read_records(root)]
         ours = ours_frame([{"table": "t1", "row": r["config"]["loss"]["name"], "column": "accuracy",
                             "value": 100 * r["metrics"]["test"]["accuracy"], "label": ""} for r in records])
         write_table(comparison_table(inp.paper, ours, "t1"), inp.out / "table_1", "Table 1")
-        return f"wrote Table 1 from {len(records)} runs"
+        return Written(f"wrote Table 1 from {len(records)} runs", ours)
 
     report_main(fifth_study, write_tables, "Table 1", ["--preset", "smoke", "--results", str(results)])
     assert capsys.readouterr().out.strip() == f"wrote Table 1 from 1 runs to {results / 'smoke'}"

@@ -13,7 +13,7 @@ from common.report import (_pyplot, bars, budget_label, budget_notes, combine_se
                            legend_outside, line, ours_frame, plot_curves, plot_paper_vs_ours, save_figure, table_labels,
                            write_table)
 from common.runstore import read_records
-from common.study import ReportInput, report_main
+from common.study import ReportInput, Written, report_main
 
 from .grid import LOSSES, STUDY
 
@@ -120,7 +120,7 @@ def _notes(preset, labels, what):
     return [what, *budget_notes(preset, labels, "the thesis")]
 
 
-def write_tables(inp: ReportInput) -> str:
+def write_tables(inp: ReportInput) -> Written:
     preset, paper, out = inp.preset, inp.paper, inp.out
     frames, every, first = [], [], None
     for root in inp.roots.values():
@@ -168,7 +168,7 @@ def write_tables(inp: ReportInput) -> str:
                 and r["config"]["loss"]["name"] in ("ce", "bs")}
     plot_curves(dict(sorted(headline.items())), out / "curves.png",
                 f"Training curves, long-tailed training, CE and Balanced Softmax ({preset}; first seed)", footer)
-    return f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(every)} runs"
+    return Written(f"wrote Tables 4.1-4.11 and Figures 4.1-4.6 from {len(every)} runs", ours)
 
 
 def main(argv=None):
