@@ -83,7 +83,7 @@ def write_tables(inp: ReportInput) -> Written:
                     _notes(preset, ours, "2") + ["many > 100, medium 20-100, few < 20 training images; "
                                                        "'–' where a group has no class"])
 
-    diagnostic = final_and_best(records, paper)
+    diagnostic = final_and_best(preset, records, paper)
     if len(diagnostic):
         write_table(diagnostic, out / "table_2_ce_diagnostic",
                     f"CE at LDAM-DRW's recipe [beyond the seed]: final epoch vs best over epochs (%) [{preset}]",
@@ -145,15 +145,16 @@ def write_tables(inp: ReportInput) -> Written:
     return Written(f"wrote Tables 1, 2, 3, 7, 8 and plots from {len(records)} runs", ours)
 
 
-def final_and_best(records: dict, paper: pd.DataFrame) -> pd.DataFrame:
+def final_and_best(preset: str, records: dict, paper: pd.DataFrame) -> pd.DataFrame:
     """One row per diagnostic run (per seed): its final-epoch and best-over-epochs test top-1
     (and that epoch), beside Cao et al.'s ERM and the seed's CE."""
     numbers = {(r, c): v for r, c, v in zip(paper["row"], paper["column"], paper["value"]) if str(r) in ("ce", DIAGNOSTIC)}
+    column_of = {run.name: column for run in runs(preset) for _, row, column in run.cells if row == DIAGNOSTIC}
     rows = []
     for name, rec in records.items():
-        if not name.endswith(f"__{DIAGNOSTIC}"):
+        column = column_of.get(Path(rec["run_dir"]).name)
+        if column is None:
             continue
-        column = name.split("/")[-1].split("__")[0].replace("_r", "_")
         best = max(rec["history"], key=lambda row: row.get("val_accuracy", -1))
         rows.append({"run": name, "final": round(100 * rec["metrics"]["test"]["accuracy"], 2),
                      "best over epochs": round(100 * best["val_accuracy"], 2), "best epoch": best["epoch"],
