@@ -66,11 +66,11 @@ def combine_seeds(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def budget_label(record: dict) -> str:
     """One line naming how a run was measured: preset, epochs, data, device, date."""
     return (f"preset={record.get('preset') or 'custom'}, epochs={record.get('epochs')}, "
-            f"data={record.get('data')}, device={_device(record)}, "
+            f"data={record.get('data')}, device={device_label(record)}, "
             f"date={str(record.get('finished') or record.get('evaluated', ''))[:10]}")
 
 
-def _device(record: dict) -> str:
+def device_label(record: dict) -> str:
     """``cpu (Intel(R) Xeon(R) ..., bf16)`` / ``cuda (NVIDIA H200, bf16)``; ``cpu (AMD EPYC)`` for
     a record that trained nothing (a post-hoc row) or was written before numerics were kept;
     records written before the processor was kept say what they kept. A run trained in parts
@@ -86,6 +86,14 @@ def _device(record: dict) -> str:
     numerics = record.get("numerics")
     precision = "" if numerics is None else f", {'bf16' if numerics.get('bf16') else 'fp32'}"
     return f"{kind} ({name}{precision})"
+
+
+def training_hours(record: dict) -> float | None:
+    """Hours spent training: each logged epoch's training images over its throughput, summed
+    (evaluation and start-up not counted); None for a run that trained nothing."""
+    images = sum(record.get("train_counts") or [])
+    rates = [row["images_per_s"] for row in record.get("history", []) if row.get("images_per_s")]
+    return round(sum(images / rate for rate in rates) / 3600, 2) if images and rates else None
 
 
 def _segment(segment: dict) -> str:
@@ -177,8 +185,8 @@ def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub table; two-level columns are joined as ``column paper``."""
     headers = [df.index.name or ""] + [" ".join(c) if isinstance(c, tuple) else str(c) for c in df.columns]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.values]) + " |")
+    for idx, *values in df.itertuples():      # not iterrows: it casts a row of ints and floats to floats
+        lines.append("| " + " | ".join(map(str, [idx, *values])) + " |")
     return "\n".join(lines)
 
 
@@ -246,7 +254,7 @@ def figure_footer(preset: str, records=(), compared_to: str = "the paper", extra
     ``records`` were trained and tested on."""
     budget = "paper protocol" if preset == "paper" else f"REDUCED BUDGET, not comparable to {compared_to}"
     data = "; ".join(sorted({r["data"] for r in records if r.get("data")})) or "no runs"
-    devices = "; ".join(sorted({_device(r) for r in records if r.get("environment")}))
+    devices = "; ".join(sorted({device_label(r) for r in records if r.get("environment")}))
     return (f"preset {preset}: {budget}. Data: {data}." + (f" Device: {devices}." if devices else "")
             + (f" {extra}" if extra else ""))
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, figure_footer, ours_frame,
-                           plot_curves, plot_group_lines, plot_paper_vs_ours, table_labels, write_table)
+from common.report import (budget_label, budget_notes, combine_seeds, comparison_table, device_label, figure_footer,
+                           ours_frame, plot_curves, plot_group_lines, plot_paper_vs_ours, table_labels,
+                           training_hours, write_table)
 from common.runstore import read_records
 from common.study import ReportInput, Written, report_main
 
@@ -74,23 +75,28 @@ def write_tables(inp: ReportInput) -> Written:
 
     summary = pd.DataFrame(
         [{"run": name, **{k: round(100 * r["metrics"]["test"][k], 2) for k in ("accuracy", "many", "medium", "few", "ece")},
-          "epochs": r["epochs"], "data": r["data"]} for name, r in records.items()]).set_index("run") \
+          "epochs": r["epochs"], "train h": training_hours(r), "device": device_label(r),
+          "finished": str(r.get("finished", ""))[:10]} for name, r in records.items()]).set_index("run") \
         if records else pd.DataFrame()
     if len(summary):
         summary.index.name = "run"
         write_table(summary.astype(object).fillna("–"), out / "runs_summary",
                     f"Every run of the {preset} preset: top-1, many / medium / few, ECE (%)",
-                    _notes(preset, ours, "2") + ["many > 100, medium 20-100, few < 20 training images; "
-                                                       "'–' where a group has no class"])
+                    _notes(preset, ours, "2") + [
+                        "many > 100, medium 20-100, few < 20 training images; '–' where a group has no class",
+                        "train h: hours of training, each epoch's training images over its logged throughput, "
+                        "summed (evaluation and start-up not counted)"])
 
     diagnostic = final_and_best(preset, records, paper)
     if len(diagnostic):
+        diagnostic_budgets = sorted({budget_label(records[name]) for name in diagnostic.index})
         write_table(diagnostic, out / "table_2_ce_diagnostic",
                     f"CE at LDAM-DRW's recipe [beyond the seed]: final epoch vs best over epochs (%) [{preset}]",
-                    _notes(preset, ours, "2") + [
-                        "final: the last epoch, the number Table 2 scores; best: the highest test accuracy over all "
-                        "epochs, as LDAM-DRW's script reports (best_acc1), which selects on the test set",
-                        "paper: Cao et al. 2019's ERM (70.36) and the seed's CE (70.4), from paper_numbers.csv"])
+                    [*budget_notes(preset, diagnostic_budgets),
+                     "Paper: doi:10.3389/fncom.2023.1296897, see sla_multiexpert/paper_numbers.csv",
+                     "final: the last epoch, the number Table 2 scores; best: the highest test accuracy over all "
+                     "epochs, as LDAM-DRW's script reports (best_acc1), which selects on the test set",
+                     "paper: Cao et al. 2019's ERM (70.36) and the seed's CE (70.4), from paper_numbers.csv"])
 
     # Figure 6 has no numbers in the paper's text: ours only
     fig6 = ours[ours["table"] == "fig6"]
@@ -157,7 +163,7 @@ def final_and_best(preset: str, records: dict, paper: pd.DataFrame) -> pd.DataFr
             continue
         best = max(rec["history"], key=lambda row: row.get("val_accuracy", -1))
         rows.append({"run": name, "final": round(100 * rec["metrics"]["test"]["accuracy"], 2),
-                     "best over epochs": round(100 * best["val_accuracy"], 2), "best epoch": best["epoch"],
+                     "best over epochs": round(100 * best["val_accuracy"], 2), "best epoch": int(best["epoch"]),
                      "Cao et al. ERM": numbers.get((DIAGNOSTIC, column)), "seed CE": numbers.get(("ce", column))})
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 
 from common.report import (DASH, NARROW_COLUMNS, combine_seeds, comparison_table, figure_footer, narrow_layout, ours_frame,
+                           training_hours,
                            plot_confusion, plot_curves, plot_group_lines, plot_paper_vs_ours, write_table)
 
 
@@ -139,3 +140,11 @@ def test_paper_protocol_runs_say_so_with_their_data_device_and_precision():
     assert "device=cpu," in budget_label(older)
     post_hoc = {**record, "numerics": None, "environment": {"device": "cpu", "device_name": "AMD EPYC"}}
     assert "device=cpu (AMD EPYC)," in budget_label(post_hoc)             # trained nothing: no precision
+
+
+def test_training_hours_sum_each_epochs_images_over_its_throughput():
+    record = {"train_counts": [600, 300, 100],        # 1000 images an epoch
+              "history": [{"epoch": 1, "images_per_s": 500.0}, {"epoch": 2, "images_per_s": 250.0},
+                          {"epoch": 3}]}              # an epoch without throughput (older log) adds nothing
+    assert training_hours({**record, "history": record["history"] * 1200}) == round(1200 * (2 + 4) / 3600, 2)
+    assert training_hours({"train_counts": [], "history": []}) is None     # a post-hoc row trained nothing
