@@ -18,3 +18,14 @@ def test_benchmark_prints_step_and_epoch_figures_with_ratios(tmp_path, capsys, m
     assert re.search(r"as configured, eager +\d+ images/s\n.*as configured, compiled +\d+ images/s, [01] host syncs", out)
     assert re.search(r"project epoch .*\n  train +\d+ images/s, evaluation +\d+ images/s", out)
     assert re.search(r"conventional epoch \(PIL Dataset, DataLoader, 0 workers, fp32\)\n  train +\d+ images/s", out)
+
+
+def test_multi_expert_benchmark_prints_each_model_eager_and_compiled(capsys, monkeypatch):
+    from common import precision
+    from sla_multiexpert import benchmark as sla_benchmark
+    monkeypatch.setattr(precision, "COMPILE_BACKEND", "eager")
+    sla_benchmark.main(["--batches", "1", "--batch-size", "8", "--device", "cpu", "--compile"])
+    out = capsys.readouterr().out
+    for model in ("plain ResNet-32", "multi-expert ResNet-32"):
+        assert re.search(rf"{model}.* +\d+ images/s  \(augmentation [\d.]+% of the step\)\n"
+                         rf" +the same, torch.compile +\d+ images/s  \([\d.]+x\)", out), model
