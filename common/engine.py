@@ -161,13 +161,14 @@ def save_atomic(obj, path: Path) -> None:
         os.replace(tmp, path)
     except (OSError, RuntimeError) as err:    # torch reports a full disk as RuntimeError ("unexpected pos")
         tmp.unlink(missing_ok=True)
-        free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
         kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
-        raise WriteFailedError(
-            f"could not write {path.name} in {path.parent}: "
-            + ("the disk is full" if _disk_full(err) else f"{type(err).__name__}: {str(err).splitlines()[0]}")
-            + f" ({free / 2**20:.1f} MiB free); {kept}. Free some space and run again: the run resumes from its "
-              f"last checkpoint.") from None
+        if _disk_full(err):
+            free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.exists() else 0.0
+            cause, remedy = f"the disk is full ({free:.1f} MiB free)", "Free some space"
+        else:               # not the disk's fault (a folder gone, permissions): the free space would mislead
+            cause, remedy = f"{type(err).__name__}: {str(err).splitlines()[0]}", "Fix that"
+        raise WriteFailedError(f"could not write {path.name} in {path.parent}: {cause}; {kept}. {remedy} and run "
+                               f"again: the run resumes from its last checkpoint.") from None
 
 
 def _rng_state(device: torch.device) -> dict:

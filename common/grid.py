@@ -25,8 +25,8 @@ from .datasets import num_classes_of, planned_sizes, transforms_from_config
 from .experiment import loss_from_config, run_experiment
 from .models import PretrainedWeightsUnavailable, build_model
 from .profiling import forward_flops, seconds_per_call
-from .runstore import (DamagedRecordError, ParentNotFinishedError, RunClaimedError, StaleRunError, read_record,
-                       seed_root)
+from .runstore import (DamagedRecordError, ParentNotFinishedError, RunClaimedError, StaleRunError, epochs_trained,
+                       read_record, run_state, seed_root)
 
 
 @dataclass
@@ -217,11 +217,15 @@ def probe_model(cfg, device) -> tuple[float, float, float, float]:
 
 
 def print_plan(preset: str, jobs: list[Job], device, probe: Callable = probe_model) -> None:
-    """Every job with its time on ``device`` and its compute, from one ``probe`` per model and
-    input size and the sizes of its split's definition (no data needed): the training epochs,
-    the per-epoch validation and the final test sets. Classifier-only runs that start from one
-    kept run share one stored pass of its backbone (:mod:`common.features`): the first pays it."""
-    probes, passes, total, total_flops = {}, set(), 0.0, 0.0
+    """Every job with its time on ``device``, its compute and where it stands, from one ``probe``
+    per model and input size and the sizes of its split's definition (no data needed): the
+    training epochs, the per-epoch validation and the final test sets. Classifier-only runs that
+    start from one kept run share one stored pass of its backbone (:mod:`common.features`): the
+    first pays it. The total says how much of it is left: finished runs need nothing more, one
+    in flight its epochs after its ``last.pt`` (runs move between machines: a plan on the next
+    one says what is left there)."""
+    probes, passes, total, total_flops, left = {}, set(), 0.0, 0.0, 0.0
+    finished = in_flight = 0
     print(f"plan: preset {preset}, {len(jobs)} runs, device {device}")
     for job in jobs:
         cfg, t = job.config, job.config.train
@@ -238,10 +242,15 @@ def print_plan(preset: str, jobs: list[Job], device, probe: Callable = probe_mod
             scored = evaluated + t.epochs * validated
             seconds = t.epochs * trained / train_ips + scored / eval_ips
             flops = train_forward * 3 * t.epochs * trained + test_forward * scored
+        done = epochs_trained(job.out_dir)
+        finished += done is None
+        in_flight += bool(done)
+        left += 0.0 if done is None else seconds * (1 - done / t.epochs)
         total, total_flops = total + seconds, total_flops + flops
         print(f"  {job.name:40s} {t.epochs:4d} epochs x {trained:5d} images ~{seconds / 3600:7.2f} h "
-              f"{flops / 1e15:9.3g} PFLOP", flush=True)
-    print(total_line(total, total_flops, device))
+              f"{flops / 1e15:9.3g} PFLOP  {run_state(job.out_dir, cfg)}", flush=True)
+    progress = f" ({left / 3600:,.1f} h of it left: {finished} finished, {in_flight} in flight)"
+    print(total_line(total, total_flops, device, progress if finished or in_flight else ""))
 
 
 # what a finished run keeps in a study's results folder (its weights and checkpoints stay where it trained)

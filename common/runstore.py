@@ -296,6 +296,15 @@ def run_state(run_dir: Path, cfg: ExperimentConfig | None = None) -> str:
     return "; ".join(states) or "not started"
 
 
+def epochs_trained(run_dir: Path) -> int | None:
+    """The epochs an unfinished run has behind it (its ``last.pt``'s; 0 when not started); None
+    once it has a record (finished, or stale: a grid keeps those unless told to re-run them)."""
+    run_dir = Path(run_dir)
+    if (run_dir / RECORD).exists():
+        return None
+    return load_checkpoint(run_dir / "last.pt")["epoch"] + 1 if (run_dir / "last.pt").exists() else 0
+
+
 def save_predictions(path: Path, arrays: dict) -> None:
     """``<test set>_probs`` (float32 N x C) and ``<test set>_labels`` of a finished run, so
     tables, ensembles and re-analysis need no retraining (:func:`load_predictions`)."""

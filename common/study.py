@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -100,8 +100,9 @@ def grid_parser(study: Study) -> ArgumentParser:
                                                      "./data); --list, --plan and --show-config need none")
     add_grid_arguments(parser, str(study.results / "runs"))
     add_selection_arguments(parser, study.what)
-    parser.add_argument("--plan", action="store_true", help="list the runs with a time estimate; needs no data, "
-                                                            "trains nothing")
+    parser.add_argument("--plan", action="store_true",
+                        help="list the runs with a time estimate, each with where it stands, and how much is left; "
+                             "needs no data, trains nothing")
     parser.add_argument("--show-config", action="store_true", help="print each run's resolved config; train nothing")
     parser.add_argument("--fetch-weights", action="store_true",
                         help="download the pretrained weights the runs need into the caches; train nothing")
@@ -133,8 +134,10 @@ def grid_main(study: Study, argv=None) -> None:
             for job in jobs:
                 print(f"# {job.name}\n" + yaml.safe_dump(job.config.model_dump(mode="json"), sort_keys=False))
             return
-        if args.plan:
-            study.plan(args.preset, jobs, default_device())
+        if args.plan:       # one plan over every seed's runs, named as --list names them
+            study.plan(args.preset, [replace(j, name=f"{root.name}/{j.name}") if args.seeds else j
+                                     for root, _, selected in seed_passes(study, args, out, cli, jobs, names)
+                                     for j in selected], default_device())
             return
         hint = study.fetch_hint.format(name=study.name, preset=args.preset)
         if args.fetch_weights:
@@ -150,16 +153,23 @@ def grid_main(study: Study, argv=None) -> None:
             if not jobs:
                 sys.exit("error: nothing to train: the dataset of every selected run is missing")
         preflight_weights([j.config for j in jobs], hint)
-        own_seed = every[0].config.train.seed        # --set cannot change it beside --seeds (seed_plan refuses)
-        for root, seed_cli in seed_plan(out, args.preset, args.seeds, own_seed, cli):
-            same = (root, seed_cli) == (out / args.preset, cli)        # the runs resolved above
-            selected = jobs if same else [j for j in study.jobs(args.preset, root, seed_cli, args) if j.name in names]
+        for root, seed_cli, selected in seed_passes(study, args, out, cli, jobs, names):
             study.train(GridPass(study, args.preset, root, seed_cli, selected, args))
             for name in (n for n in study.derived if n in names):
                 print(f"== {root.name}/{name}", flush=True)
                 print("   " + study.describe(study.derived[name](root, args.data)), flush=True)
     except RUN_ERRORS as err:
         sys.exit(f"error: {err}")
+
+
+def seed_passes(study: Study, args, out: Path, cli: dict, jobs: list[Job], names: list[str]):
+    """(results root, its ``--set`` overrides, its selected jobs) per training seed of ``--seeds``
+    (one pass, ``jobs``, without); ``jobs`` were resolved in the configs' own root."""
+    own_seed = study.own_seed(args.preset, args)      # --set cannot change it beside --seeds (seed_plan refuses)
+    for root, seed_cli in seed_plan(out, args.preset, args.seeds, own_seed, cli):
+        same = (root, seed_cli) == (out / args.preset, cli)
+        yield root, seed_cli, (jobs if same else
+                               [j for j in study.jobs(args.preset, root, seed_cli, args) if j.name in names])
 
 
 def print_states(study: Study, args, out: Path, cli: dict, names: list[str]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import defaultdict
 from pathlib import Path
 from typing import Annotated
 
@@ -172,11 +173,16 @@ def all_uses(preset, out, plan: GridPlan, cli) -> list[tuple[str, Job]]:
 def plan(preset, jobs: list[Job], device) -> None:
     """How many trainings the rows share, then every training with its estimate
     (:func:`common.grid.print_plan`; phase 2 at the fixed batch size / learning rate)."""
-    unique = {j.name: j for j in jobs}
-    uses = [(row, j) for row, j in all_uses(preset, Path("out"), grid_plan(preset), {}) if j.name in unique]
-    print(f"{len(unique)} trainings with member reuse, {len(uses)} without (every row training its own members):")
-    for row in dict.fromkeys(r for r, _ in uses):
-        print(f"  {row:26s} {sum(r == row for r, _ in uses):3d} uses")
+    every_use = all_uses(preset, Path("out"), grid_plan(preset), {})
+    rows_of = defaultdict(list)         # a training's name -> the rows that use it
+    for row, j in every_use:
+        rows_of[j.name].append(row)
+    # with --seeds a training is named SEEDROOT/NAME
+    uses = [row for j in jobs for row in rows_of.get(j.name) or rows_of.get(j.name.partition("/")[2], [])]
+    print(f"{len(jobs)} trainings with member reuse, {len(uses)} without (every row training its own members):")
+    for row in dict.fromkeys(r for r, _ in every_use):
+        if row in uses:
+            print(f"  {row:26s} {uses.count(row):3d} uses")
     print_plan(preset, jobs, device)
 
 

@@ -323,3 +323,13 @@ def test_a_record_that_breaks_the_schema_is_damaged_and_a_writer_cannot_write_on
     with pytest.raises(ValueError, match="epochs"):                                 # caught before it is written
         write_record(tmp_path / "other", {}, {}, "2026-01-01T00:00:00", epochs="two")
     assert not (tmp_path / "other" / "record.json").exists()
+
+
+def test_a_write_that_fails_for_another_reason_does_not_blame_the_disk(tmp_path):
+    from common import engine
+
+    with pytest.raises(engine.WriteFailedError) as err:
+        engine.save_atomic({"epoch": 0}, tmp_path / "gone" / "last.pt")      # its folder does not exist
+    message = str(err.value)
+    assert f"could not write last.pt in {tmp_path / 'gone'}: RuntimeError: " in message
+    assert "disk" not in message and "MiB free" not in message and "Fix that and run again" in message

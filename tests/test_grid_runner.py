@@ -70,8 +70,9 @@ def test_only_patterns_select(capsys):      # a typo: tests/test_misuse.py
     assert all(n.startswith("cifar10_r100__") or n == "cifar100_r200__ce" for n in listed)
 
 
-def test_sla_plan_needs_no_data(capsys):
-    sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ours", "--data", "/nonexistent"])
+def test_sla_plan_needs_no_data(capsys, tmp_path):
+    sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ours", "--data", "/nonexistent",
+                   "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "cifar10_r100__ours" in out and "200 epochs x 12406 images" in out and "total ~" in out
 
@@ -84,8 +85,9 @@ def test_run_all_plans_before_any_data_step(study):
     assert plan.end() < re.search(r"^DATA=", text, flags=re.M).start()
 
 
-def test_sla_plan_prints_the_gpu_cost_beside_the_cpu_time(capsys):
-    sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ce", "--data", "/nonexistent"])
+def test_sla_plan_prints_the_gpu_cost_beside_the_cpu_time(capsys, tmp_path):
+    sla_grid.main(["--preset", "paper", "--plan", "--only", "cifar10_r100__ce", "--data", "/nonexistent",
+                   "--out", str(tmp_path)])           # nothing finished there: the total is all there is
     total = capsys.readouterr().out.strip().splitlines()[-1]
     assert re.match(r"total ~[\d,.]+ h on cpu; [\d,.]+ PFLOP, about [\d,.]+ GPU (h|min) on one H100 / H200 at 40%", total)
 

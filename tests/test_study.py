@@ -114,3 +114,33 @@ def test_list_says_where_each_run_stands(fifth_study, tiny_root, tmp_path, capsy
     assert states()["bs"].endswith("eager)")           # the claim is given back with the process's block
     (bs / "last.pt").unlink()
     assert states()["bs"] == "not started"
+
+
+def test_plan_covers_every_seed_and_says_what_is_left(fifth_study, tiny_root, tmp_path, capsys):
+    """--plan --seeds: each seed's runs, each with where it stands; the total says how much is left
+    (a finished run nothing, one in flight its epochs after last.pt)."""
+    import re
+    from functools import partial
+
+    from common.engine import save_atomic
+    from common.grid import print_plan
+
+    def probe(cfg, device):            # one training image a second, evaluation free
+        return 1.0, 1e12, 1e6, 1e6
+
+    study = Study(**{**fifth_study.__dict__, "plan": partial(print_plan, probe=probe)})
+    runs, four = tmp_path / "runs", ["--set", "train.epochs=4"]
+    grid_main(study, ["--preset", "smoke", "--data", str(tiny_root), "--out", str(runs), "--only", "ce", *four])
+    (runs / "smoke" / "bs").mkdir()
+    save_atomic({"epoch": 0, "run_config": {"train": {"epochs": 4}}}, runs / "smoke" / "bs" / "last.pt")
+    capsys.readouterr()
+    grid_main(study, ["--preset", "smoke", "--out", str(runs), "--plan", "--seeds", "0,1", *four])
+    out = capsys.readouterr().out
+    states = dict(re.findall(r"^  (\S+) .* PFLOP  (.*)$", out, flags=re.M))
+    assert list(states) == ["smoke/ce", "smoke/bs", "smoke@seed1/ce", "smoke@seed1/bs"]
+    assert states["smoke/ce"].startswith("finished (top-1 ")
+    assert states["smoke/bs"] == "at epoch 1 of 4 (numerics not recorded)"
+    assert states["smoke@seed1/ce"] == states["smoke@seed1/bs"] == "not started"
+    total, left = map(float, re.search(r"total ~([\d.]+) h on cpu \(([\d.]+) h of it left: 1 finished, "
+                                       r"1 in flight\)", out).groups())
+    assert left / total == pytest.approx((0 + 3 / 4 + 1 + 1) / 4, rel=0.05)
