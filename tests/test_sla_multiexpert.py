@@ -217,4 +217,7 @@ def test_table_1_trains_plain_resnet32_and_la_the_methods_schedule():
     la, ce = run_config(by_name["cifar10_r100__la"], "paper"), run_config(by_name["cifar10_r100__ce"], "paper")
     assert (la.loss.name, la.loss.tau) == ("la", 1.0)
     assert la.train == ce.train and la.model == ce.model
-    assert run_config(by_name["cifar10_r100__la_source"], "paper").train.epochs == 1241
+    la_source = run_config(by_name["cifar10_r100__la_source"], "paper").train
+    assert la_source.epochs == 1241 and la_source.compile          # the 1241-epoch runs compile, and they alone
+    assert [name for name, r in by_name.items() if run_config(r, "paper").train.compile] == [
+        f"{ds}_r{ratio}__la_source" for ds in ("cifar10", "cifar100") for ratio in (100, 50, 10)]
