@@ -123,7 +123,7 @@ def write_record(out_dir, config: dict, metrics: dict, started: str, device=None
     """``record.json``: everything a report needs to place and label this run (trained on ``device``)."""
     record = {"config": config, "run_id": uuid.uuid4().hex, "started": started, "finished": now(),
               "environment": environment(device), "metrics": metrics, **extra}
-    text = json.dumps(record, indent=1, default=_jsonable)
+    text = record_text(record)
     RunRecord.model_validate_json(text)         # a writer's mistake fails here, not in a later report
     path = Path(out_dir) / RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +131,23 @@ def write_record(out_dir, config: dict, metrics: dict, started: str, device=None
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def record_text(record: dict) -> str:
+    """``record`` as JSON, a key a line, each list of plain values (a per-class metric, a row of
+    the confusion matrix) on one line: under half the size of ``indent=1``, which put every
+    number of a 100-class confusion matrix on a line of its own."""
+    return _json_lines(json.loads(json.dumps(record, default=_jsonable)), "")
+
+
+def _json_lines(value, pad: str) -> str:
+    inner = pad + " "
+    if isinstance(value, dict) and value:
+        items = (f"{inner}{json.dumps(key)}: {_json_lines(v, inner)}" for key, v in value.items())
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(inner + _json_lines(v, inner) for v in value) + f"\n{pad}]"
+    return json.dumps(value)
 
 
 def _jsonable(obj):

@@ -13,7 +13,6 @@ Runs that finished after the fix carry ``"logit_scale"`` already and are left al
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +24,8 @@ sys.path.insert(0, str(REPO))
 from common.engine import now  # noqa: E402
 from common.losses import build_loss  # noqa: E402
 from common.metrics import evaluate_predictions  # noqa: E402
-from common.runstore import PREDICTIONS, RECORD, load_predictions, read_record, save_predictions  # noqa: E402
+from common.runstore import (PREDICTIONS, RECORD, load_predictions, read_record, record_text,  # noqa: E402
+                             save_predictions)
 
 
 def logit_scale(record: dict) -> float:
@@ -57,7 +57,7 @@ def rescale_run(run_dir: Path, scale: float) -> dict:
     record["rescaled"] = {"on": now(), "by": "scripts/rescale_probabilities.py",
                           "why": f"stored softmax(z) of a loss that trains on {scale:g} * z"}
     tmp = (run_dir / RECORD).with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
+    tmp.write_text(record_text(record))
     tmp.replace(run_dir / RECORD)
     return record
 
