@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
+import sys
+from contextlib import contextmanager
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -40,3 +43,13 @@ def seed_list(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"give one or more distinct seeds, e.g. 0,1,2; got {text!r}")
     return seeds
+
+
+@contextmanager
+def reader_may_leave():
+    """``--list | head`` ends quietly: once the reader of standard output has gone, the rest of
+    the output is dropped instead of ending in a BrokenPipeError traceback."""
+    try:
+        yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())    # so the flush at exit fails no more

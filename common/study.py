@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from .claims import write_claims
-from .cli import ArgumentParser
+from .cli import ArgumentParser, reader_may_leave
 from .config import ConfigError, load_config, parse_overrides, preset_names
 from .data.cifar import LAYOUTS, default_data_root, missing_files
 from .engine import default_device
@@ -128,16 +128,18 @@ def grid_main(study: Study, argv=None) -> None:
         names = select([j.name for j in every] + list(study.derived), args.only, study.what)
         jobs = [j for j in every if j.name in names]
         if args.list:
-            print_states(study, args, out, cli, names)
+            with reader_may_leave():
+                print_states(study, args, out, cli, names)
             return
         if args.show_config:
             for job in jobs:
                 print(f"# {job.name}\n" + yaml.safe_dump(job.config.model_dump(mode="json"), sort_keys=False))
             return
         if args.plan:       # one plan over every seed's runs, named as --list names them
-            study.plan(args.preset, [replace(j, name=f"{root.name}/{j.name}") if args.seeds else j
-                                     for root, _, selected in seed_passes(study, args, out, cli, jobs, names)
-                                     for j in selected], default_device())
+            with reader_may_leave():
+                study.plan(args.preset, [replace(j, name=f"{root.name}/{j.name}") if args.seeds else j
+                                         for root, _, selected in seed_passes(study, args, out, cli, jobs, names)
+                                         for j in selected], default_device())
             return
         hint = study.fetch_hint.format(name=study.name, preset=args.preset)
         if args.fetch_weights:

@@ -144,3 +144,16 @@ def test_plan_covers_every_seed_and_says_what_is_left(fifth_study, tiny_root, tm
     total, left = map(float, re.search(r"total ~([\d.]+) h on cpu \(([\d.]+) h of it left: 1 finished, "
                                        r"1 in flight\)", out).groups())
     assert left / total == pytest.approx((0 + 3 / 4 + 1 + 1) / 4, rel=0.05)
+
+
+def test_list_into_a_reader_that_leaves_early_ends_quietly():
+    """``--list | head -1``: the reader closes the pipe; the command ends without a traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.Popen([sys.executable, "-m", "sla_multiexpert.grid", "--preset", "smoke", "--list"],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                                  # gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err, err
