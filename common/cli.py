@@ -51,5 +51,8 @@ def reader_may_leave():
     the output is dropped instead of ending in a BrokenPipeError traceback."""
     try:
         yield
+        sys.stdout.flush()          # what is still buffered goes now, inside the try, not at exit
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())    # so the flush at exit fails no more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())        # so the flush at exit fails no more
+        os.close(devnull)

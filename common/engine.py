@@ -166,7 +166,7 @@ def save_atomic(obj, path: Path) -> None:
             free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.exists() else 0.0
             cause, remedy = f"the disk is full ({free:.1f} MiB free)", "Free some space"
         else:               # not the disk's fault (a folder gone, permissions): the free space would mislead
-            cause, remedy = f"{type(err).__name__}: {str(err).splitlines()[0]}", "Fix that"
+            cause, remedy = f"{type(err).__name__}: {(str(err).splitlines() or [repr(err)])[0].rstrip('.')}", "Fix that"
         raise WriteFailedError(f"could not write {path.name} in {path.parent}: {cause}; {kept}. {remedy} and run "
                                f"again: the run resumes from its last checkpoint.") from None
 
@@ -197,13 +197,14 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(cuda, device)
 
 
-def load_checkpoint(path: Path) -> dict:
-    """A checkpoint of tensors and plain data (``weights_only=True``: nothing in it can run code)."""
+def load_checkpoint(path: Path, mmap: bool = False) -> dict:
+    """A checkpoint of tensors and plain data (``weights_only=True``: nothing in it can run code);
+    ``mmap``: its tensors read from the file only when used (to look at its epoch and config)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)  # RNG states must stay on the CPU
     except Exception as err:  # a crafted pickle, a truncated or foreign file
         raise CheckpointError(f"{path} is not a checkpoint this project wrote, so it was not loaded "
-                              f"({type(err).__name__}: {str(err).splitlines()[0]}). "
+                              f"({type(err).__name__}: {(str(err).splitlines() or [repr(err)])[0]}). "
                               f"Delete it to restart the run from scratch.") from err
 
 

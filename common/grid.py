@@ -25,8 +25,8 @@ from .datasets import num_classes_of, planned_sizes, transforms_from_config
 from .experiment import loss_from_config, run_experiment
 from .models import PretrainedWeightsUnavailable, build_model
 from .profiling import forward_flops, seconds_per_call
-from .runstore import (DamagedRecordError, ParentNotFinishedError, RunClaimedError, StaleRunError, epochs_trained,
-                       read_record, run_state, seed_root)
+from .runstore import (DamagedRecordError, ParentNotFinishedError, RunClaimedError, StaleRunError, read_record,
+                       run_progress, seed_root)
 
 
 @dataclass
@@ -222,8 +222,8 @@ def print_plan(preset: str, jobs: list[Job], device, probe: Callable = probe_mod
     training epochs, the per-epoch validation and the final test sets. Classifier-only runs that
     start from one kept run share one stored pass of its backbone (:mod:`common.features`): the
     first pays it. The total says how much of it is left: finished runs need nothing more, one
-    in flight its epochs after its ``last.pt`` (runs move between machines: a plan on the next
-    one says what is left there)."""
+    in flight its epochs after its ``last.pt``, any other (stale, or a ``last.pt`` of another
+    config) all of it (runs move between machines: a plan on the next one says what is left)."""
     probes, passes, total, total_flops, left = {}, set(), 0.0, 0.0, 0.0
     finished = in_flight = 0
     print(f"plan: preset {preset}, {len(jobs)} runs, device {device}")
@@ -235,20 +235,21 @@ def print_plan(preset: str, jobs: list[Job], device, probe: Callable = probe_mod
         train_ips, eval_ips, train_forward, test_forward = probes[key]
         trained, evaluated, validated = planned_sizes(cfg.data)
         if t.classifier_only:
-            passed = (trained + evaluated) if cfg.model.init_from not in passes else 0
-            passes.add(cfg.model.init_from)
+            source = (job.out_dir.parent / cfg.model.init_from).resolve()      # each seed's own stage 1
+            passed = (trained + evaluated) if source not in passes else 0
+            passes.add(source)
             seconds, flops = passed / eval_ips, test_forward * passed
         else:
             scored = evaluated + t.epochs * validated
             seconds = t.epochs * trained / train_ips + scored / eval_ips
             flops = train_forward * 3 * t.epochs * trained + test_forward * scored
-        done = epochs_trained(job.out_dir)
+        state, done = run_progress(job.out_dir, cfg)
         finished += done is None
         in_flight += bool(done)
         left += 0.0 if done is None else seconds * (1 - done / t.epochs)
         total, total_flops = total + seconds, total_flops + flops
         print(f"  {job.name:40s} {t.epochs:4d} epochs x {trained:5d} images ~{seconds / 3600:7.2f} h "
-              f"{flops / 1e15:9.3g} PFLOP  {run_state(job.out_dir, cfg)}", flush=True)
+              f"{flops / 1e15:9.3g} PFLOP  {state}", flush=True)
     progress = f" ({left / 3600:,.1f} h of it left: {finished} finished, {in_flight} in flight)"
     print(total_line(total, total_flops, device, progress if finished or in_flight else ""))
 

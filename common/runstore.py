@@ -290,36 +290,39 @@ def claim_owner(out_dir: Path) -> dict | None:
 def run_state(run_dir: Path, cfg: ExperimentConfig | None = None) -> str:
     """One line on where a run stands: finished (its top-1), finished under another config than
     ``cfg`` (stale), at epoch k of N (and the numerics its ``last.pt`` was written in), claimed by
-    another process (host, pid), or not started."""
+    another process (host, pid), or not started (:func:`run_progress`)."""
+    return run_progress(run_dir, cfg)[0]
+
+
+def run_progress(run_dir: Path, cfg: ExperimentConfig | None = None) -> tuple[str, int | None]:
+    """(:func:`run_state`'s line, the epochs a run under ``cfg`` has behind it): None once it
+    finished under ``cfg``; its ``last.pt``'s epoch while in flight; 0 when it has to start from
+    scratch (not started, stale, a damaged record, or a ``last.pt`` of another config, which the
+    run would refuse)."""
     run_dir = Path(run_dir)
     if (run_dir / RECORD).exists():
         try:
             record = finished_record(run_dir, cfg) if cfg is not None else read_record(run_dir / RECORD)
         except StaleRunError:
-            return "finished under another config (stale)"
+            return "finished under another config (stale)", 0
         except DamagedRecordError:
-            return "damaged record.json"
+            return "damaged record.json", 0
         metrics = next(iter(record["metrics"].values()), {})
-        return f"finished (top-1 {100 * metrics['accuracy']:.2f})" if "accuracy" in metrics else "finished"
-    states, owner = [], claim_owner(run_dir)
+        return (f"finished (top-1 {100 * metrics['accuracy']:.2f})" if "accuracy" in metrics else "finished"), None
+    states, done, owner = [], 0, claim_owner(run_dir)
     if (run_dir / "last.pt").exists():
-        ckpt = load_checkpoint(run_dir / "last.pt")
-        numerics = ckpt.get("numerics")
-        states.append(f"at epoch {ckpt['epoch'] + 1} of {ckpt['run_config']['train']['epochs']} ("
-                      + (Numerics(**numerics).describe() if numerics else "numerics not recorded") + ")")
+        ckpt = load_checkpoint(run_dir / "last.pt", mmap=True)     # a state line needs no copy of the weights
+        saved, numerics = ckpt["run_config"], ckpt.get("numerics")
+        epoch, epochs = ckpt["epoch"] + 1, saved["train"]["epochs"]
+        ours = cfg is None or saved == config_record(cfg) or upgrade_config(saved) == config_record(cfg)
+        done = min(epoch, epochs) if ours else 0
+        states.append(f"at epoch {epoch} of {epochs} ("
+                      + (Numerics(**numerics).describe() if numerics else "numerics not recorded") + ")"
+                      + ("" if ours else ", a last.pt of another config: the run would start over"))
     if owner is not None:
         states.append("claimed by another process ("
                       + (f"host {owner['host']}, pid {owner['pid']})" if owner else "host and pid not recorded)"))
-    return "; ".join(states) or "not started"
-
-
-def epochs_trained(run_dir: Path) -> int | None:
-    """The epochs an unfinished run has behind it (its ``last.pt``'s; 0 when not started); None
-    once it has a record (finished, or stale: a grid keeps those unless told to re-run them)."""
-    run_dir = Path(run_dir)
-    if (run_dir / RECORD).exists():
-        return None
-    return load_checkpoint(run_dir / "last.pt")["epoch"] + 1 if (run_dir / "last.pt").exists() else 0
+    return "; ".join(states) or "not started", done
 
 
 def save_predictions(path: Path, arrays: dict) -> None:

@@ -150,12 +150,13 @@ ENSEMBLES = ("bagging_wl", "stacking", "stacking_wl")
 LEARNED = {"stacking": "stacking_learned", "stacking_wl": "stacking_wl_learned"}   # beyond the seed
 
 
-def all_uses(preset, out, plan: GridPlan, cli) -> list[tuple[str, Job]]:
-    """(row, run) for every use of a run by a row of the grid, before the sweeps chose their best
-    points: phase 2 is listed at the fixed batch size / learning rate, which names the same runs
-    as any sweep point would (the counts and sizes are those of the real grid)."""
+def all_uses(preset, out, plan: GridPlan, cli, chosen: dict | None = None) -> list[tuple[str, Job]]:
+    """(row, run) for every use of a run by a row of the grid: phase 2 of a dataset at its
+    ``chosen`` sweep point (:func:`read_chosen`), before its sweep chose at the fixed batch size /
+    learning rate (the same counts and sizes as at any point)."""
     base = load_config(BASE, preset, None, cli).train
     hp = (base.batch_size, base.lr)
+    chosen = chosen or {}
     uses = [("fig2 sweep", job(preset, out, ds, plan.base_model, "ce", point, cli))
             for ds in plan.datasets for point in itertools.product(plan.sweep.batch_size, plan.sweep.lr)]
     if "full" in plan.datasets:
@@ -163,24 +164,32 @@ def all_uses(preset, out, plan: GridPlan, cli) -> list[tuple[str, Job]]:
     for ds in plan.datasets:
         if ds == "full":
             continue
-        for row, jobs in method_jobs(preset, out, ds, hp, plan, learners(preset, ds, plan, cli), cli).items():
+        point = chosen.get(ds, hp)
+        for row, jobs in method_jobs(preset, out, ds, point, plan, learners(preset, ds, plan, cli), cli).items():
             uses += [(row, j) for j in jobs]
-        for row, members in fold_jobs(preset, out, ds, hp, plan, cli).items():
+        for row, members in fold_jobs(preset, out, ds, point, plan, cli).items():
             uses += [(f"{LEARNED[row]} folds", j) for runs in members.values() for j in runs]
     return uses
 
 
 def plan(preset, jobs: list[Job], device) -> None:
     """How many trainings the rows share, then every training with its estimate
-    (:func:`common.grid.print_plan`; phase 2 at the fixed batch size / learning rate)."""
-    every_use = all_uses(preset, Path("out"), grid_plan(preset), {})
-    rows_of = defaultdict(list)         # a training's name -> the rows that use it
-    for row, j in every_use:
-        rows_of[j.name].append(row)
-    # with --seeds a training is named SEEDROOT/NAME
-    uses = [row for j in jobs for row in rows_of.get(j.name) or rows_of.get(j.name.partition("/")[2], [])]
+    (:func:`common.grid.print_plan`; phase 2 at its chosen point, :func:`jobs`)."""
+    grids = {}         # the grid at each seed root's chosen points: a training's name -> the rows that use it
+
+    def rows_using(j: Job) -> list[str]:
+        chosen = next((read_chosen(d) for d in j.out_dir.parents[:3] if (d / "chosen.json").exists()), {})
+        key = json.dumps(chosen, sort_keys=True)
+        if key not in grids:
+            grids[key] = defaultdict(list)
+            for row, use in all_uses(preset, Path("out"), grid_plan(preset), {}, chosen):
+                grids[key][use.name].append(row)
+        # with --seeds a training is named SEEDROOT/NAME
+        return grids[key].get(j.name) or grids[key].get(j.name.partition("/")[2], [])
+
+    uses = [row for j in jobs for row in rows_using(j)]
     print(f"{len(jobs)} trainings with member reuse, {len(uses)} without (every row training its own members):")
-    for row in dict.fromkeys(r for r, _ in every_use):
+    for row in dict.fromkeys(r for r, _ in all_uses(preset, Path("out"), grid_plan(preset), {})):
         if row in uses:
             print(f"  {row:26s} {uses.count(row):3d} uses")
     print_plan(preset, jobs, device)
@@ -233,9 +242,17 @@ def run_grid(p: GridPass) -> None:
                                                 indent=1))     # chosen as selection_set says (the report shows which)
 
 
+def read_chosen(root: Path) -> dict[str, tuple]:
+    """Each dataset's sweep point as ``run_grid`` chose it in ``root`` (``chosen.json``), or none."""
+    path = Path(root) / "chosen.json"
+    chosen = json.loads(path.read_text()) if path.exists() else {}
+    return {ds: (point["batch_size"], point["lr"]) for ds, point in chosen.items()}
+
+
 def jobs(preset: str, root: Path, cli: dict, args) -> list[Job]:
-    """Every training, phase 2 named at the fixed batch size / learning rate (before the sweeps chose)."""
-    return list({j.name: j for _, j in all_uses(preset, root, grid_plan(preset), cli)}.values())
+    """Every training, phase 2 named at the point its sweep chose in ``root`` (the fixed batch size /
+    learning rate before it chose)."""
+    return list({j.name: j for _, j in all_uses(preset, root, grid_plan(preset), cli, read_chosen(root))}.values())
 
 
 STUDY = Study("ee443_stacking", HERE, __doc__.splitlines()[0], (BASE,), jobs=jobs, plan=plan,

@@ -108,3 +108,15 @@ def test_sweeps_choose_on_validation_and_the_test_set_only_as_the_oracle():
     runs = {"a": rec(0.6, 0.5), "b": rec(0.5, 0.7)}
     assert ee_grid.best_of(runs) == "a" and ee_grid.best_of(runs, "test") == "b"
     assert ee_grid.best_of({"a": rec(None, 0.5), "b": rec(None, 0.7)}) == "b"      # no validation set: the seed's way
+
+
+def test_phase_two_is_named_at_the_point_its_sweep_chose(tmp_path):
+    """--list and --plan find the runs the grid trained: phase 2 at chosen.json's point, the fixed
+    point before a sweep chose."""
+
+    def phase_two(root):
+        return {j.name for j in ee_grid.jobs("smoke", root, {}, None) if "__ab" in j.name}
+
+    assert phase_two(tmp_path) and all(n.endswith("__bs32_lr0.001") for n in phase_two(tmp_path))
+    (tmp_path / "chosen.json").write_text('{"0.1": {"batch_size": 32, "lr": 0.003}}')
+    assert phase_two(tmp_path) and all(n.endswith("__bs32_lr0.003") for n in phase_two(tmp_path))

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from common.config import config_record
 from common.report import comparison_table, ours_frame, write_table
 from common.runstore import read_records
 from common.study import ReportInput, Run, Study, Written, grid_main, report_main
@@ -96,7 +97,8 @@ def test_list_says_where_each_run_stands(fifth_study, tiny_root, tmp_path, capsy
     top1 = 100 * json.loads((runs / "smoke" / "ce" / "record.json").read_text())["metrics"]["test"]["accuracy"]
     bs = runs / "smoke" / "bs"
     bs.mkdir()
-    run_config = {"train": {"epochs": 7}}
+    bs_config = next(j for j in fifth_study.jobs("smoke", runs / "smoke", {}, None) if j.name == "bs").config
+    run_config = config_record(bs_config) | {"train": {**config_record(bs_config)["train"], "epochs": 7}}
     save_atomic({"epoch": 2, "run_config": run_config,
                  "numerics": {"bf16": True, "channels_last": True, "compiled": False}}, bs / "last.pt")
     capsys.readouterr()
@@ -107,9 +109,13 @@ def test_list_says_where_each_run_stands(fifth_study, tiny_root, tmp_path, capsy
 
     listed = states()
     assert listed["ce"] == f"finished (top-1 {top1:.2f})"
-    assert listed["bs"] == "at epoch 3 of 7 (bf16 autocast, channels_last, eager)"
+    assert listed["bs"] == ("at epoch 3 of 7 (bf16 autocast, channels_last, eager), a last.pt of another config: "
+                            "the run would start over")           # the smoke preset trains 1 epoch
+    save_atomic({"epoch": 0, "run_config": config_record(bs_config),
+                 "numerics": {"bf16": True, "channels_last": True, "compiled": False}}, bs / "last.pt")
+    assert states()["bs"] == "at epoch 1 of 1 (bf16 autocast, channels_last, eager)"
     with claim(bs):
-        assert states()["bs"] == (f"at epoch 3 of 7 (bf16 autocast, channels_last, eager); claimed by another "
+        assert states()["bs"] == (f"at epoch 1 of 1 (bf16 autocast, channels_last, eager); claimed by another "
                                   f"process (host {socket.gethostname()}, pid {os.getpid()})")
     assert states()["bs"].endswith("eager)")           # the claim is given back with the process's block
     (bs / "last.pt").unlink()
@@ -132,7 +138,10 @@ def test_plan_covers_every_seed_and_says_what_is_left(fifth_study, tiny_root, tm
     runs, four = tmp_path / "runs", ["--set", "train.epochs=4"]
     grid_main(study, ["--preset", "smoke", "--data", str(tiny_root), "--out", str(runs), "--only", "ce", *four])
     (runs / "smoke" / "bs").mkdir()
-    save_atomic({"epoch": 0, "run_config": {"train": {"epochs": 4}}}, runs / "smoke" / "bs" / "last.pt")
+    bs = next(j for j in study.jobs("smoke", runs / "smoke", {"train": {"epochs": 4}}, None) if j.name == "bs")
+    save_atomic({"epoch": 0, "run_config": config_record(bs.config)}, bs.out_dir / "last.pt")
+    (runs / "smoke@seed1" / "ce").mkdir(parents=True)        # and one of another config: it would start over
+    save_atomic({"epoch": 0, "run_config": {"train": {"epochs": 9}}}, runs / "smoke@seed1" / "ce" / "last.pt")
     capsys.readouterr()
     grid_main(study, ["--preset", "smoke", "--out", str(runs), "--plan", "--seeds", "0,1", *four])
     out = capsys.readouterr().out
@@ -140,20 +149,24 @@ def test_plan_covers_every_seed_and_says_what_is_left(fifth_study, tiny_root, tm
     assert list(states) == ["smoke/ce", "smoke/bs", "smoke@seed1/ce", "smoke@seed1/bs"]
     assert states["smoke/ce"].startswith("finished (top-1 ")
     assert states["smoke/bs"] == "at epoch 1 of 4 (numerics not recorded)"
-    assert states["smoke@seed1/ce"] == states["smoke@seed1/bs"] == "not started"
+    assert states["smoke@seed1/ce"].endswith("a last.pt of another config: the run would start over")
+    assert states["smoke@seed1/bs"] == "not started"
     total, left = map(float, re.search(r"total ~([\d.]+) h on cpu \(([\d.]+) h of it left: 1 finished, "
                                        r"1 in flight\)", out).groups())
     assert left / total == pytest.approx((0 + 3 / 4 + 1 + 1) / 4, rel=0.05)
 
 
-def test_list_into_a_reader_that_leaves_early_ends_quietly():
+def test_list_into_a_reader_that_leaves_early_ends_quietly(tmp_path):
     """``--list | head -1``: the reader closes the pipe; the command ends without a traceback."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
 
-    proc = subprocess.Popen([sys.executable, "-m", "sla_multiexpert.grid", "--preset", "smoke", "--list"],
-                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}     # output buffered, as in a shell
+    proc = subprocess.Popen([sys.executable, "-m", "sla_multiexpert.grid", "--preset", "smoke", "--list",
+                             "--out", str(tmp_path)], cwd=Path(__file__).resolve().parents[1], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()                                  # gone before the first line is written
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in err, err
