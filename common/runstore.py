@@ -151,7 +151,7 @@ def _json_lines(value, pad: str) -> str:
 
 
 def _jsonable(obj):
-    if isinstance(obj, (np.integer, np.floating)):
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
