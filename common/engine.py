@@ -151,6 +151,11 @@ def classifier_probs(model: nn.Module, features: torch.Tensor, batch_size: int =
     return torch.cat(out).cpu().numpy()
 
 
+def first_line(err: BaseException) -> str:
+    """An error's message for a one-line report: its first line, or its repr when it has none."""
+    return (str(err).splitlines() or [repr(err)])[0]
+
+
 def save_atomic(obj, path: Path) -> None:
     """Write to a temporary file, then rename: a kill or a full disk leaves the old file or the
     new, never half of one. A failed write raises :class:`WriteFailedError` naming the folder."""
@@ -166,7 +171,7 @@ def save_atomic(obj, path: Path) -> None:
             free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.exists() else 0.0
             cause, remedy = f"the disk is full ({free:.1f} MiB free)", "Free some space"
         else:               # not the disk's fault (a folder gone, permissions): the free space would mislead
-            cause, remedy = f"{type(err).__name__}: {(str(err).splitlines() or [repr(err)])[0].rstrip('.')}", "Fix that"
+            cause, remedy = f"{type(err).__name__}: {first_line(err).rstrip('.')}", "Fix that"
         raise WriteFailedError(f"could not write {path.name} in {path.parent}: {cause}; {kept}. {remedy} and run "
                                f"again: the run resumes from its last checkpoint.") from None
 
@@ -204,13 +209,19 @@ def load_checkpoint(path: Path, mmap: bool = False) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)  # RNG states must stay on the CPU
     except Exception as err:  # a crafted pickle, a truncated or foreign file
         raise CheckpointError(f"{path} is not a checkpoint this project wrote, so it was not loaded "
-                              f"({type(err).__name__}: {(str(err).splitlines() or [repr(err)])[0]}). "
+                              f"({type(err).__name__}: {first_line(err)}). "
                               f"Delete it to restart the run from scratch.") from err
+
+
+def same_run(saved, run_config: dict) -> bool:
+    """Whether a checkpoint's stored ``run_config`` is ``run_config``'s, also across a schema that
+    gained keys since (:func:`common.config.upgrade_config`)."""
+    return saved == run_config or (isinstance(saved, dict) and upgrade_config(saved) == run_config)
 
 
 def _check_same_run(ckpt: dict, run_config: dict, path: Path) -> None:
     saved = ckpt.get("run_config")
-    if saved == run_config or (isinstance(saved, dict) and upgrade_config(saved) == run_config):
+    if same_run(saved, run_config):
         return
     changes = config_diff(saved, run_config) if isinstance(saved, dict) else ["(the checkpoint names no config)"]
     raise CheckpointError(

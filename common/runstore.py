@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .config import (ConfigError, ExperimentConfig, config_diff, config_hash, config_record, upgrade_config,
                      validate_config)
 from .datasets import num_classes_of
-from .engine import CheckpointError, environment, load_checkpoint, now
+from .engine import CheckpointError, environment, load_checkpoint, now, same_run
 from .losses import build_loss
 from .models import LearnableWeightScaling, build_model, scale_logits
 from .precision import Numerics
@@ -314,7 +314,7 @@ def run_progress(run_dir: Path, cfg: ExperimentConfig | None = None) -> tuple[st
         ckpt = load_checkpoint(run_dir / "last.pt", mmap=True)     # a state line needs no copy of the weights
         saved, numerics = ckpt["run_config"], ckpt.get("numerics")
         epoch, epochs = ckpt["epoch"] + 1, saved["train"]["epochs"]
-        ours = cfg is None or saved == config_record(cfg) or upgrade_config(saved) == config_record(cfg)
+        ours = cfg is None or same_run(saved, config_record(cfg))
         done = min(epoch, epochs) if ours else 0
         states.append(f"at epoch {epoch} of {epochs} ("
                       + (Numerics(**numerics).describe() if numerics else "numerics not recorded") + ")"

@@ -127,6 +127,7 @@ def grid_main(study: Study, argv=None) -> None:
         every = study.jobs(args.preset, out / args.preset, cli, args)
         names = select([j.name for j in every] + list(study.derived), args.only, study.what)
         jobs = [j for j in every if j.name in names]
+        own_seed = every[0].config.train.seed        # --set cannot change it beside --seeds (seed_plan refuses)
         if args.list:
             with reader_may_leave():
                 print_states(study, args, out, cli, names)
@@ -136,10 +137,10 @@ def grid_main(study: Study, argv=None) -> None:
                 print(f"# {job.name}\n" + yaml.safe_dump(job.config.model_dump(mode="json"), sort_keys=False))
             return
         if args.plan:       # one plan over every seed's runs, named as --list names them
+            passes = seed_passes(study, args, out, cli, jobs, names, own_seed)
             with reader_may_leave():
                 study.plan(args.preset, [replace(j, name=f"{root.name}/{j.name}") if args.seeds else j
-                                         for root, _, selected in seed_passes(study, args, out, cli, jobs, names)
-                                         for j in selected], default_device())
+                                         for root, _, selected in passes for j in selected], default_device())
             return
         hint = study.fetch_hint.format(name=study.name, preset=args.preset)
         if args.fetch_weights:
@@ -155,7 +156,7 @@ def grid_main(study: Study, argv=None) -> None:
             if not jobs:
                 sys.exit("error: nothing to train: the dataset of every selected run is missing")
         preflight_weights([j.config for j in jobs], hint)
-        for root, seed_cli, selected in seed_passes(study, args, out, cli, jobs, names):
+        for root, seed_cli, selected in seed_passes(study, args, out, cli, jobs, names, own_seed):
             study.train(GridPass(study, args.preset, root, seed_cli, selected, args))
             for name in (n for n in study.derived if n in names):
                 print(f"== {root.name}/{name}", flush=True)
@@ -164,10 +165,10 @@ def grid_main(study: Study, argv=None) -> None:
         sys.exit(f"error: {err}")
 
 
-def seed_passes(study: Study, args, out: Path, cli: dict, jobs: list[Job], names: list[str]):
+def seed_passes(study: Study, args, out: Path, cli: dict, jobs: list[Job], names: list[str], own_seed: int):
     """(results root, its ``--set`` overrides, its selected jobs) per training seed of ``--seeds``
-    (one pass, ``jobs``, without); ``jobs`` were resolved in the configs' own root."""
-    own_seed = study.own_seed(args.preset, args)      # --set cannot change it beside --seeds (seed_plan refuses)
+    (one pass, ``jobs``, without); ``jobs`` were resolved in the configs' own root, whose seed is
+    ``own_seed``."""
     for root, seed_cli in seed_plan(out, args.preset, args.seeds, own_seed, cli):
         same = (root, seed_cli) == (out / args.preset, cli)
         yield root, seed_cli, (jobs if same else

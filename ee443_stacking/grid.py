@@ -175,7 +175,7 @@ def all_uses(preset, out, plan: GridPlan, cli, chosen: dict | None = None) -> li
 def plan(preset, jobs: list[Job], device) -> None:
     """How many trainings the rows share, then every training with its estimate
     (:func:`common.grid.print_plan`; phase 2 at its chosen point, :func:`jobs`)."""
-    grids = {}         # the grid at each seed root's chosen points: a training's name -> the rows that use it
+    grids, rows = {}, {}    # the grid at each seed root's chosen points: a training's name -> the rows using it
 
     def rows_using(j: Job) -> list[str]:
         chosen = next((read_chosen(d) for d in j.out_dir.parents[:3] if (d / "chosen.json").exists()), {})
@@ -184,14 +184,14 @@ def plan(preset, jobs: list[Job], device) -> None:
             grids[key] = defaultdict(list)
             for row, use in all_uses(preset, Path("out"), grid_plan(preset), {}, chosen):
                 grids[key][use.name].append(row)
+                rows[row] = None                 # the grid's order of rows
         # with --seeds a training is named SEEDROOT/NAME
         return grids[key].get(j.name) or grids[key].get(j.name.partition("/")[2], [])
 
     uses = [row for j in jobs for row in rows_using(j)]
     print(f"{len(jobs)} trainings with member reuse, {len(uses)} without (every row training its own members):")
-    for row in dict.fromkeys(r for r, _ in all_uses(preset, Path("out"), grid_plan(preset), {})):
-        if row in uses:
-            print(f"  {row:26s} {uses.count(row):3d} uses")
+    for row in (r for r in rows if r in uses):
+        print(f"  {row:26s} {uses.count(row):3d} uses")
     print_plan(preset, jobs, device)
 
 
